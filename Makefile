@@ -1,0 +1,50 @@
+# callcore — two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv system-deps run test test-unit test-integration asterisk-up asterisk-down asterisk-status bench clean
+
+help:
+	@echo "make run    - install, start the Asterisk sandbox and PostgreSQL, run callcore in the foreground"
+	@echo "make test   - install what tests need and run the whole suite (real Asterisk, sipp, PostgreSQL)"
+	@echo "make bench  - run the benchmarks in bench/"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the sandbox and the integration tests need (root on a Debian machine).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+asterisk-up: venv system-deps
+	$(VENV)/bin/callcore asterisk up
+
+asterisk-down: venv
+	$(VENV)/bin/callcore asterisk down
+
+asterisk-status: venv
+	$(VENV)/bin/callcore asterisk status
+
+run: venv system-deps
+	$(VENV)/bin/callcore asterisk up
+	$(VENV)/bin/callcore run --config config/callcore.yaml
+
+test: venv system-deps
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -q -ra tests/unit $(PYTEST_ARGS)
+
+bench: venv system-deps
+	$(PY) bench/events.py
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache

@@ -1,0 +1,139 @@
+"""Composition root: wires the services together and owns their lifecycles (start order, stop order)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+
+import structlog
+
+from callcore.ari.client import AriClient
+from callcore.ari.dispatch import OrderedDispatcher
+from callcore.ari.errors import ApplicationReplaced
+from callcore.ari.events import AriEvent
+from callcore.ari.stream import AriEventStream, Backoff
+from callcore.calls.runtime import CallRuntime, Handler
+from callcore.config import CallcoreConfig
+from callcore.ivr.registry import make_router
+from callcore.store import EmbeddedPostgres, EventWriter, create_pool, migrate
+
+log = structlog.get_logger("callcore")
+
+
+@dataclass
+class Database:
+    dsn: str
+    embedded: EmbeddedPostgres | None = None
+
+
+async def open_database(config: CallcoreConfig) -> Database:
+    """The configured PostgreSQL, or the embedded one under state_dir when no URL is set."""
+    if config.database.url is not None:
+        return Database(config.database.url.get_secret_value())
+    server = EmbeddedPostgres(config.state_dir / "pgdata")
+    await asyncio.to_thread(server.start)
+    log.info("embedded PostgreSQL started", data_dir=str(server.data_dir))
+    return Database(server.dsn, server)
+
+
+class CallcoreApp:
+    def __init__(self, config: CallcoreConfig, *, flows: dict[str, Handler] | None = None) -> None:
+        self.config = config
+        self._flows = flows
+        self._stream_task: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()
+        self.fatal: BaseException | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.db = await open_database(cfg)
+        self.pool = await create_pool(self.db.dsn, min_size=cfg.database.pool_min, max_size=cfg.database.pool_max)
+        applied = await migrate(self.pool)
+        if applied:
+            log.info("database migrated", versions=applied)
+        self.writer = EventWriter(
+            self.pool,
+            batch_max=cfg.event_store.batch_max,
+            flush_interval=cfg.event_store.flush_interval_ms / 1000,
+            buffer_max=cfg.event_store.buffer_max,
+        )
+        await self.writer.start()
+        self.ari = AriClient(
+            cfg.ari.url,
+            cfg.ari.username,
+            cfg.ari.password.get_secret_value(),
+            cfg.ari.app,
+            request_timeout=cfg.ari.request_timeout,
+        )
+        self.runtime = CallRuntime(
+            self.ari,
+            self.writer,
+            make_router(cfg, self._flows),
+            on_handler_error=cfg.calls.on_handler_error,
+            fallback_context=cfg.calls.fallback_context,
+            config_version=cfg.version,
+        )
+        self.dispatcher: OrderedDispatcher[AriEvent] = OrderedDispatcher(self.runtime.handle_event)
+        self.stream = AriEventStream(
+            self.ari,
+            on_event=lambda event: self.dispatcher.submit(event.routing_key, event),
+            on_connected=self.runtime.resync,
+            backoff=Backoff(initial=cfg.ari.reconnect_initial, maximum=cfg.ari.reconnect_max),
+            heartbeat=cfg.ari.heartbeat,
+        )
+        self._stream_task = asyncio.get_running_loop().create_task(self._run_stream(), name="ari-stream")
+        log.info("callcore started", ari=cfg.ari.url, app=cfg.ari.app, config_version=cfg.version)
+
+    async def _run_stream(self) -> None:
+        try:
+            await self.stream.run()
+        except ApplicationReplaced as exc:
+            self.fatal = exc
+            self.stopped.set()
+
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(self.stream.connected_event.wait(), timeout)
+
+    async def stop(self, drain_seconds: float | None = None) -> None:
+        """Drain calls, close the event stream, flush every event, release the database."""
+        drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
+        handed_back = await self.runtime.drain(drain)
+        if handed_back:
+            log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
+        await self.stream.close()
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+            await asyncio.gather(self._stream_task, return_exceptions=True)
+        try:
+            await self.dispatcher.join(timeout=2.0)
+        except TimeoutError:
+            pass
+        await self.dispatcher.close()
+        await self.writer.close()
+        await self.pool.close()
+        await self.ari.close()
+        if self.db.embedded is not None:
+            await asyncio.to_thread(self.db.embedded.stop)
+        self.stopped.set()
+        log.info("callcore stopped", writer=self.writer.stats.as_dict() if hasattr(self.writer.stats, "as_dict") else str(self.writer.stats))
+
+
+async def serve(config: CallcoreConfig) -> int:
+    """``callcore run``: start, run until SIGTERM/SIGINT, drain, exit 0 (1 on a fatal ARI condition)."""
+    app = CallcoreApp(config)
+    await app.start()
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    waiters = [
+        asyncio.create_task(stop_requested.wait()),
+        asyncio.create_task(app.stopped.wait()),
+    ]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
+    log.info("shutting down", reason="fatal" if app.fatal else "signal")
+    await app.stop()
+    return 1 if app.fatal else 0

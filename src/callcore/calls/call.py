@@ -1,0 +1,382 @@
+"""One live call and the primitives flows use on it (answer, play, collect digits, originate, bridge, hang up).
+
+A ``Call`` is owned by exactly one task (see runtime.py). ARI events for its channels are delivered to it in
+order by the runtime (``deliver``, synchronous); primitives await futures those events resolve. When the
+caller hangs up every pending wait raises ``CallHungUp``, so flows unwind through their ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from callcore.ari import events as ev
+from callcore.ari.errors import AriConflict, AriNotFound
+from callcore.ari.models import Channel
+from callcore.events import CallEvent, EventType, utcnow
+
+if TYPE_CHECKING:
+    from callcore.calls.runtime import CallRuntime
+
+ALL_DIGITS = "0123456789*#ABCD"
+
+
+class CallHungUp(Exception):
+    """The call's channel is gone (hung up, left Stasis, or vanished with Asterisk)."""
+
+
+class OriginateFailed(Exception):
+    def __init__(self, endpoint: str, cause: int, cause_text: str) -> None:
+        super().__init__(f"originate to {endpoint} failed: {cause} {cause_text}")
+        self.cause = cause
+        self.cause_text = cause_text
+
+
+@dataclass
+class Leg:
+    """An extra channel a call originated (agent phone, callee). Owned by its call."""
+
+    channel_id: str
+    endpoint: str
+    answered: asyncio.Future[Channel] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    gone: bool = False
+    cause: int | None = None
+
+
+class Call:
+    def __init__(
+        self,
+        runtime: CallRuntime,
+        channel: Channel,
+        *,
+        call_id: uuid.UUID | None = None,
+        direction: str = "inbound",
+        did: str = "",
+        args: list[str] | None = None,
+        adopted: bool = False,
+    ) -> None:
+        self.runtime = runtime
+        self.ari = runtime.ari
+        self.channel = channel
+        self.channel_id = channel.id
+        self.call_id = call_id or uuid.uuid4()
+        self.direction = direction
+        self.did = did
+        self.args = args or []
+        self.adopted = adopted
+        self.variables: dict[str, str] = {}
+        self.language = channel.language or "en"
+        self.log = structlog.get_logger("callcore.calls").bind(
+            call_id=str(self.call_id), channel=channel.id
+        )
+        self.answered = channel.state == "Up"
+        self.hangup_recorded = False
+        self.released = False  # handed back to the dialplan
+        self.legs: dict[str, Leg] = {}
+        self.bridges: set[str] = set()
+        loop = asyncio.get_running_loop()
+        self._gone: asyncio.Future[None] = loop.create_future()
+        self._digits: deque[str] = deque()
+        self._digit_waiter: asyncio.Future[None] | None = None
+        self._playbacks: dict[str, asyncio.Future[str]] = {}
+
+    # -- state -----------------------------------------------------------------------------------------
+    @property
+    def gone(self) -> bool:
+        return self._gone.done()
+
+    @property
+    def caller_number(self) -> str:
+        return self.channel.caller.number
+
+    def emit(self, type_: str, data: dict[str, Any] | None = None, channel_id: str | None = None) -> None:
+        self.runtime.sink.emit(
+            CallEvent(
+                call_id=self.call_id,
+                type=type_,
+                at=utcnow(),
+                channel_id=channel_id or self.channel_id,
+                data=data or {},
+            )
+        )
+
+    def mark_gone(self) -> None:
+        if not self._gone.done():
+            self._gone.set_result(None)
+        for fut in [self._digit_waiter, *self._playbacks.values()]:
+            if fut is not None and not fut.done():
+                fut.set_exception(CallHungUp())
+                fut.exception()  # mark retrieved: a waiter may already have given up
+        for leg in self.legs.values():
+            if not leg.answered.done():
+                leg.answered.cancel()
+
+    def _check(self) -> None:
+        if self.gone:
+            raise CallHungUp()
+
+    async def _wait(self, fut: asyncio.Future[Any], timeout: float | None = None) -> Any:
+        """Wait for ``fut`` unless the call goes away first (CallHungUp) or ``timeout`` passes."""
+        self._check()
+        done, _ = await asyncio.wait({fut, self._gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if fut in done:
+            return fut.result()
+        if self.gone:
+            raise CallHungUp()
+        raise TimeoutError()
+
+    # -- ARI events (called by the runtime in channel order) ------------------------------------------
+    def deliver(self, event: ev.AriEvent) -> None:
+        if isinstance(event, ev.ChannelDtmfReceived):
+            if event.channel.id != self.channel_id:
+                return
+            self._digits.append(event.digit)
+            self.emit(EventType.DTMF, {"digit": event.digit, "duration_ms": event.duration_ms})
+            if self._digit_waiter is not None and not self._digit_waiter.done():
+                self._digit_waiter.set_result(None)
+        elif isinstance(event, ev.PlaybackStarted):
+            self.emit(
+                EventType.PLAYBACK_STARTED,
+                {"playback_id": event.playback.id, "media": event.playback.media_uri},
+            )
+        elif isinstance(event, ev.PlaybackFinished):
+            self.emit(
+                EventType.PLAYBACK_FINISHED,
+                {
+                    "playback_id": event.playback.id,
+                    "media": event.playback.media_uri,
+                    "state": event.playback.state,
+                },
+            )
+            fut = self._playbacks.pop(event.playback.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(event.playback.state)
+        elif isinstance(event, ev.ChannelStateChange):
+            if event.channel.id == self.channel_id and event.channel.state == "Up" and not self.answered:
+                self.answered = True
+                self.emit(EventType.ANSWERED)
+        elif isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
+            leg = self.legs.get(event.channel.id)
+            if leg is not None:
+                self._leg_gone(leg, event)
+                return
+            cause = event.cause
+            text = event.cause_txt if isinstance(event, ev.ChannelDestroyed) else ""
+            self.record_hangup(cause, text, by="remote")
+            self.mark_gone()
+        elif isinstance(event, ev.StasisStart):
+            leg = self.legs.get(event.channel.id)
+            if leg is not None and not leg.answered.done():
+                leg.answered.set_result(event.channel)
+                self.emit(EventType.ANSWERED, {"endpoint": leg.endpoint}, channel_id=leg.channel_id)
+        elif isinstance(event, ev.StasisEnd):
+            leg = self.legs.get(event.channel.id)
+            if leg is not None:
+                leg.gone = True
+                return
+            self.mark_gone()
+
+    def _leg_gone(self, leg: Leg, event: ev.ChannelHangupRequest | ev.ChannelDestroyed) -> None:
+        leg.gone = True
+        leg.cause = event.cause
+        if not leg.answered.done():
+            text = event.cause_txt if isinstance(event, ev.ChannelDestroyed) else ""
+            leg.answered.set_exception(OriginateFailed(leg.endpoint, event.cause or 0, text))
+            leg.answered.exception()
+        self.emit(
+            EventType.HANGUP,
+            {"cause": event.cause, "by": "remote", "endpoint": leg.endpoint},
+            channel_id=leg.channel_id,
+        )
+
+    def record_hangup(self, cause: int | None, cause_text: str, by: str) -> None:
+        if not self.hangup_recorded:
+            self.hangup_recorded = True
+            self.emit(EventType.HANGUP, {"cause": cause, "cause_text": cause_text, "by": by})
+
+    # -- primitives ------------------------------------------------------------------------------------
+    async def answer(self) -> None:
+        self._check()
+        try:
+            await self.ari.channels.answer(self.channel_id)
+        except (AriNotFound, AriConflict) as exc:
+            raise CallHungUp() from exc
+
+    async def play(
+        self, media: str | Iterable[str], *, interrupt: str | None = None, lang: str | None = None
+    ) -> str | None:
+        """Play one or more media URIs and wait until they finish.
+
+        ``interrupt``: digits that stop the playback (barge-in); the digit stays queued as input for the
+        next ``collect``. Returns the interrupting digit or None. A digit typed ahead skips the prompt.
+        """
+        self._check()
+        items = [media] if isinstance(media, str) else list(media)
+        if interrupt and self._pending_interrupt(interrupt):
+            return self._pending_interrupt(interrupt)
+        playback_id = str(uuid.uuid4())
+        finished: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._playbacks[playback_id] = finished
+        try:
+            await self.ari.channels.play(
+                self.channel_id, items, playback_id=playback_id, lang=lang or self.language
+            )
+        except (AriNotFound, AriConflict) as exc:
+            self._playbacks.pop(playback_id, None)
+            raise CallHungUp() from exc
+        if not interrupt:
+            await self._wait(finished)
+            return None
+        while True:
+            digit = self._pending_interrupt(interrupt)
+            if digit:
+                await self._stop_playback(playback_id)
+                return digit
+            waiter = self._new_digit_waiter()
+            self._check()
+            done, _ = await asyncio.wait(
+                {finished, waiter, self._gone}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if self.gone:
+                raise CallHungUp()
+            if finished in done:
+                return None
+
+    def _pending_interrupt(self, interrupt: str) -> str | None:
+        for d in self._digits:
+            if d in interrupt:
+                return d
+        return None
+
+    async def _stop_playback(self, playback_id: str) -> None:
+        self._playbacks.pop(playback_id, None)
+        try:
+            await self.ari.playbacks.stop(playback_id)
+        except AriNotFound:
+            pass  # it had just finished
+
+    def _new_digit_waiter(self) -> asyncio.Future[None]:
+        if self._digit_waiter is None or self._digit_waiter.done():
+            self._digit_waiter = asyncio.get_running_loop().create_future()
+        return self._digit_waiter
+
+    async def say_digits(self, digits: str) -> None:
+        await self.play(f"digits:{digits}")
+
+    async def next_digit(self, timeout: float) -> str | None:
+        """The next digit the caller presses (type-ahead first), or None after ``timeout`` seconds."""
+        self._check()
+        if not self._digits:
+            try:
+                await self._wait(self._new_digit_waiter(), timeout)
+            except TimeoutError:
+                return None
+        return self._digits.popleft() if self._digits else None
+
+    async def collect(
+        self,
+        max_digits: int = 1,
+        *,
+        terminator: str = "#",
+        first_timeout: float = 5.0,
+        inter_timeout: float = 3.0,
+    ) -> str:
+        """Collect up to ``max_digits`` digits; stops early on ``terminator`` (not included) or a timeout."""
+        got = ""
+        while len(got) < max_digits:
+            digit = await self.next_digit(first_timeout if not got else inter_timeout)
+            if digit is None:
+                break
+            if terminator and digit in terminator:
+                break
+            got += digit
+        self.emit(EventType.DIGITS_COLLECTED, {"digits": got, "max_digits": max_digits})
+        return got
+
+    def flush_digits(self) -> None:
+        self._digits.clear()
+
+    async def set_variable(self, name: str, value: str, *, on_channel: bool = False) -> None:
+        self.variables[name] = value
+        self.emit(EventType.VARIABLES_SET, {name: value})
+        if on_channel:
+            self._check()
+            await self.ari.channels.set_variable(self.channel_id, name, value)
+
+    async def hangup(self, reason: str = "normal") -> None:
+        if self.gone:
+            return
+        self.record_hangup(_REASON_CAUSE.get(reason), reason, by="callcore")
+        try:
+            await self.ari.channels.hangup(self.channel_id, reason)
+        except AriNotFound:
+            pass
+        for leg in list(self.legs.values()):
+            if not leg.gone:
+                await self._hangup_leg(leg)
+
+    async def _hangup_leg(self, leg: Leg) -> None:
+        try:
+            await self.ari.channels.hangup(leg.channel_id)
+        except AriNotFound:
+            pass
+
+    async def continue_in_dialplan(
+        self, context: str | None = None, extension: str | None = None, priority: int | None = None
+    ) -> None:
+        """Hand the channel back to the dialplan (after Stasis(), or to a given context)."""
+        self._check()
+        self.released = True
+        try:
+            await self.ari.channels.continue_in_dialplan(self.channel_id, context, extension, priority)
+        except AriNotFound as exc:
+            raise CallHungUp() from exc
+
+    async def originate(
+        self, endpoint: str, *, timeout: float = 30.0, caller_id: str | None = None
+    ) -> Leg:
+        """Ring ``endpoint`` into our app; returns once it answered. Raises OriginateFailed, CallHungUp."""
+        self._check()
+        leg = Leg(channel_id=str(uuid.uuid4()), endpoint=endpoint)
+        self.legs[leg.channel_id] = leg
+        self.runtime.adopt_leg(self, leg.channel_id)
+        self.emit(EventType.ORIGINATED, {"endpoint": endpoint}, channel_id=leg.channel_id)
+        try:
+            await self.ari.channels.originate(
+                endpoint,
+                app=self.ari.app,
+                app_args=f"leg,{self.call_id}",
+                channel_id=leg.channel_id,
+                caller_id=caller_id or self.caller_number or None,
+                timeout=int(timeout),
+                originator=self.channel_id,
+            )
+            await self._wait(leg.answered, timeout + 5)
+        except BaseException:
+            if not leg.gone:
+                await self._hangup_leg(leg)
+            raise
+        return leg
+
+    async def bridge_with(self, leg: Leg) -> str:
+        """Put the caller and ``leg`` in one mixing bridge (callcore owns it and destroys it at the end)."""
+        self._check()
+        bridge = await self.ari.bridges.create(str(uuid.uuid4()), type="mixing")
+        self.bridges.add(bridge.id)
+        await self.ari.bridges.add_channel(bridge.id, [self.channel_id, leg.channel_id])
+        self.emit(EventType.BRIDGED, {"bridge_id": bridge.id, "endpoint": leg.endpoint})
+        return bridge.id
+
+    async def wait_until_gone(self, timeout: float | None = None) -> None:
+        await asyncio.wait({self._gone}, timeout=timeout)
+
+
+_REASON_CAUSE = {"normal": 16, "busy": 17, "no_answer": 19, "congestion": 34, "answered_elsewhere": 26}

@@ -1,0 +1,275 @@
+"""The call runtime: the registry of live calls and the one task that owns each of them.
+
+Every channel that enters our Stasis app becomes a ``Call`` driven by one task running the flow the router
+picks. The runtime guarantees the cleanup that flows may forget: a call whose flow returns, fails or is
+cancelled is hung up (or handed back to the dialplan), its extra legs are hung up and its bridges destroyed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import structlog
+
+from callcore.ari import events as ev
+from callcore.ari.client import AriClient
+from callcore.ari.errors import AriError, AriNotFound
+from callcore.ari.models import Channel
+from callcore.calls.call import Call, CallHungUp
+from callcore.events import EventSink, EventType
+
+log = structlog.get_logger("callcore.calls")
+
+Handler = Callable[[Call], Awaitable[None]]
+Router = Callable[[Call], Handler | None]
+
+CALL_ID_VARIABLE = "CALLCORE_CALL_ID"
+
+
+def stasis_args(channel: Channel) -> list[str]:
+    """Recover Stasis() arguments of a channel found by resync (from its current dialplan app data)."""
+    if channel.dialplan.app_name.lower() != "stasis":
+        return []
+    return [a for a in channel.dialplan.app_data.split(",")[1:]]
+
+
+class CallRuntime:
+    def __init__(
+        self,
+        ari: AriClient,
+        sink: EventSink,
+        router: Router,
+        *,
+        on_handler_error: Literal["dialplan", "hangup"] = "dialplan",
+        fallback_context: str = "callcore-fallback",
+        config_version: str = "",
+    ) -> None:
+        self.ari = ari
+        self.sink = sink
+        self.router = router
+        self.on_handler_error = on_handler_error
+        self.fallback_context = fallback_context
+        self.config_version = config_version
+        self.accepting = True
+        self._by_channel: dict[str, Call] = {}
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._calls: dict[uuid.UUID, Call] = {}
+        self.counters = {"started": 0, "adopted": 0, "vanished": 0, "handler_errors": 0, "refused": 0}
+
+    # -- introspection ---------------------------------------------------------------------------------
+    @property
+    def live_calls(self) -> int:
+        return len(self._tasks)
+
+    def calls(self) -> list[Call]:
+        return list(self._calls.values())
+
+    def call_for_channel(self, channel_id: str) -> Call | None:
+        return self._by_channel.get(channel_id)
+
+    # -- events ----------------------------------------------------------------------------------------
+    async def handle_event(self, event: ev.AriEvent) -> None:
+        """Entry point for the ordered dispatcher (events of one channel arrive here in order)."""
+        if isinstance(event, ev.StasisStart):
+            await self._on_stasis_start(event)
+            return
+        call = self._by_channel.get(event.routing_key)
+        if call is None:
+            return
+        call.deliver(event)
+        if isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
+            self._unregister_channel(call, event.channel.id, event)
+
+    async def _on_stasis_start(self, event: ev.StasisStart) -> None:
+        channel = event.channel
+        known = self._by_channel.get(channel.id)
+        if known is not None:
+            known.deliver(event)  # an originated leg answered, or a channel resync already adopted
+            return
+        args = event.args
+        if args and args[0] == "leg":
+            # A leg whose call no longer exists (e.g. the caller hung up during the originate).
+            await self._safe(self.ari.channels.hangup(channel.id))
+            return
+        if not self.accepting:
+            self.counters["refused"] += 1
+            # Draining: give the call back to the dialplan, which may route it elsewhere.
+            await self._safe(self.ari.channels.continue_in_dialplan(channel.id))
+            return
+        call = Call(self, channel, **_direction_and_did(args, channel))
+        self.counters["started"] += 1
+        call.emit(
+            EventType.CALL_STARTED,
+            {
+                "direction": call.direction,
+                "did": call.did,
+                "caller_number": channel.caller.number,
+                "caller_name": channel.caller.name,
+                "channel_name": channel.name,
+                "config_version": self.config_version,
+            },
+        )
+        if call.answered:
+            call.emit(EventType.ANSWERED)
+        self._start(call, tag_channel=True)
+
+    def adopt_leg(self, call: Call, channel_id: str) -> None:
+        """Route events of a channel ``call`` originates to that call."""
+        self._by_channel[channel_id] = call
+
+    def _unregister_channel(self, call: Call, channel_id: str, event: ev.AriEvent) -> None:
+        if channel_id == call.channel_id:
+            if self._by_channel.pop(channel_id, None) is not None:
+                reason = "released_to_dialplan" if call.released else "hangup"
+                call.emit(EventType.CALL_ENDED, {"reason": reason})
+        elif isinstance(event, ev.ChannelDestroyed):
+            self._by_channel.pop(channel_id, None)
+
+    # -- call tasks ------------------------------------------------------------------------------------
+    def _start(self, call: Call, *, tag_channel: bool) -> None:
+        self._by_channel[call.channel_id] = call
+        self._calls[call.call_id] = call
+        self._tasks[call.call_id] = asyncio.get_running_loop().create_task(
+            self._run(call, tag_channel), name=f"call:{call.call_id}"
+        )
+
+    async def _run(self, call: Call, tag_channel: bool) -> None:
+        try:
+            if tag_channel:
+                # Lets a restarted callcore re-adopt this channel under the same call id.
+                await call.ari.channels.set_variable(call.channel_id, CALL_ID_VARIABLE, str(call.call_id))
+            handler = self.router(call)
+            if handler is None:
+                call.log.warning("no flow for this DID; sending the call to the fallback", did=call.did)
+                call.emit(EventType.HANDLER_ERROR, {"error": f"no flow for DID {call.did!r}"})
+                await self._recover(call)
+                return
+            await handler(call)
+        except (CallHungUp, AriNotFound):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counters["handler_errors"] += 1
+            call.log.exception("call handler failed")
+            call.emit(EventType.HANDLER_ERROR, {"error": f"{type(exc).__name__}: {exc}"[:500]})
+            await self._recover(call)
+        finally:
+            await asyncio.shield(self._cleanup(call))
+
+    async def _recover(self, call: Call) -> None:
+        """Never strand a caller after a bug: send them to the fallback dialplan, or hang up."""
+        if call.gone:
+            return
+        if self.on_handler_error == "dialplan":
+            ok = await self._safe(call.continue_in_dialplan(self.fallback_context, "s", 1))
+            if ok:
+                return
+        await self._safe(call.hangup("normal"))
+
+    async def _cleanup(self, call: Call) -> None:
+        try:
+            if not call.gone and not call.released:
+                await self._safe(call.hangup("normal"))
+            for leg in list(call.legs.values()):
+                if not leg.gone:
+                    await self._safe(self.ari.channels.hangup(leg.channel_id))
+            for bridge_id in list(call.bridges):
+                await self._safe(self.ari.bridges.destroy(bridge_id))
+        finally:
+            self._tasks.pop(call.call_id, None)
+            self._calls.pop(call.call_id, None)
+
+    async def _safe(self, aw: Awaitable[object]) -> bool:
+        try:
+            await aw
+            return True
+        except (AriError, CallHungUp) as exc:
+            log.info("cleanup step skipped", error=str(exc))
+            return False
+
+    # -- resync after (re)connect ----------------------------------------------------------------------
+    async def resync(self) -> None:
+        """Reconcile the registry with what Asterisk has now (events missed while disconnected are lost)."""
+        app = await self.ari.applications.get(self.ari.app)
+        live = set(app.channel_ids)
+        for channel_id, call in list(self._by_channel.items()):
+            if channel_id in live:
+                continue
+            if channel_id == call.channel_id:
+                self.counters["vanished"] += 1
+                call.record_hangup(None, "channel vanished while ARI was disconnected", by="asterisk")
+                call.mark_gone()
+                self._by_channel.pop(channel_id, None)
+                call.emit(EventType.CALL_ENDED, {"reason": "vanished"})
+            else:
+                leg = call.legs.get(channel_id)
+                if leg is not None:
+                    leg.gone = True
+                self._by_channel.pop(channel_id, None)
+        unknown = live - set(self._by_channel)
+        if unknown:
+            for channel in await self.ari.channels.list():
+                if channel.id in unknown:
+                    await self._adopt(channel)
+        # A call whose task died while Asterisk was unreachable, but whose channel lives on: run it again.
+        for call in list(self._calls.values()):
+            task = self._tasks.get(call.call_id)
+            if (task is None or task.done()) and not call.gone and call.channel_id in live:
+                self._start(call, tag_channel=False)
+        log.info("ARI resync done", live_channels=len(live), calls=self.live_calls)
+
+    async def _adopt(self, channel: Channel) -> None:
+        args = stasis_args(channel)
+        if args and args[0] == "leg":
+            parent = _uuid(args[1]) if len(args) > 1 else None
+            call = self._calls.get(parent) if parent else None
+            if call is None:
+                await self._safe(self.ari.channels.hangup(channel.id))
+            return
+        try:
+            call_id = _uuid(await self.ari.channels.get_variable(channel.id, CALL_ID_VARIABLE))
+        except AriError:
+            call_id = None
+        call = Call(self, channel, call_id=call_id, adopted=True, **_direction_and_did(args, channel))
+        self.counters["adopted"] += 1
+        call.emit(EventType.CALL_ADOPTED, {"direction": call.direction, "did": call.did})
+        self._start(call, tag_channel=call_id is None)
+
+    # -- shutdown --------------------------------------------------------------------------------------
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    async def drain(self, timeout: float) -> int:
+        """Let live calls finish for up to ``timeout`` s; then hand the rest back to the dialplan.
+
+        Returns how many calls had to be handed back.
+        """
+        self.stop_accepting()
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        remaining = [c for c in self._calls.values() if not c.gone]
+        for call in remaining:
+            call.released = True
+            await self._safe(self.ari.channels.continue_in_dialplan(call.channel_id))
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        return len(remaining)
+
+
+def _direction_and_did(args: list[str], channel: Channel) -> dict[str, str | list[str]]:
+    direction = args[0] if args and args[0] in ("inbound", "outbound") else "inbound"
+    did = args[1] if len(args) > 1 and direction == "inbound" else channel.dialplan.exten
+    return {"direction": direction, "did": did, "args": args}
+
+
+def _uuid(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,166 @@
+"""callcore's configuration: one YAML file (see config/callcore.yaml), validated strictly.
+
+Unknown keys are errors (a typo must not silently fall back to a default). Secrets can come from the
+environment instead of the file: CALLCORE_ARI_PASSWORD, CALLCORE_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AriSettings(Section):
+    url: str = "http://127.0.0.1:8088"
+    app: str = "callcore"
+    username: str = "callcore"
+    password: SecretStr = SecretStr("")
+    request_timeout: float = Field(10.0, gt=0)
+    heartbeat: float = Field(10.0, gt=0, description="WebSocket ping interval, seconds")
+    reconnect_initial: float = Field(0.5, gt=0)
+    reconnect_max: float = Field(30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/.*)?$", v):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8088")
+        return v.rstrip("/")
+
+    @field_validator("app")
+    @classmethod
+    def _app_name(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.-]+$", v):
+            raise ValueError("letters, digits, '_', '.', '-' only (it is a Stasis application name)")
+        return v
+
+
+class DatabaseSettings(Section):
+    url: SecretStr | None = Field(
+        None, description="postgresql://... ; empty: start the embedded PostgreSQL under state_dir"
+    )
+    pool_min: int = Field(1, ge=1)
+    pool_max: int = Field(10, ge=1)
+
+
+class EventStoreSettings(Section):
+    batch_max: int = Field(500, ge=1, le=100_000)
+    flush_interval_ms: int = Field(100, ge=1, le=60_000)
+    buffer_max: int = Field(100_000, ge=100)
+
+
+class CallsSettings(Section):
+    on_handler_error: Literal["dialplan", "hangup"] = "dialplan"
+    fallback_context: str = "callcore-fallback"
+    drain_seconds: float = Field(30.0, ge=0)
+
+
+class LoggingSettings(Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class InboundSettings(Section):
+    dids: dict[str, str] = Field(default_factory=dict, description="dialed number -> flow name")
+    default_flow: str | None = None
+
+    @field_validator("dids")
+    @classmethod
+    def _dids(cls, v: dict[str, str]) -> dict[str, str]:
+        for did in v:
+            if not re.match(r"^\+?[0-9*#]+$", str(did)):
+                raise ValueError(f"DID {did!r}: digits only (an optional leading +)")
+        return {str(k): val for k, val in v.items()}
+
+
+class CallcoreConfig(Section):
+    state_dir: Path = Path("../.state")
+    ari: AriSettings = Field(default_factory=AriSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    event_store: EventStoreSettings = Field(default_factory=EventStoreSettings)
+    calls: CallsSettings = Field(default_factory=CallsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
+
+    # Not from YAML: where the file was, and a fingerprint recorded with every call.
+    source: Path | None = Field(None, exclude=True)
+    version: str = Field("", exclude=True)
+
+
+class EnvOverrides(BaseSettings):
+    """Secrets from the environment win over the file (never commit passwords to YAML)."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLCORE_", extra="ignore")
+    ari_password: SecretStr | None = None
+    ari_url: str | None = None
+    database_url: SecretStr | None = None
+
+
+def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> CallcoreConfig:
+    """Load, validate and resolve a config file. Raises ConfigError listing every problem."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(str(path), 1, "", "the file must be a mapping of sections")])
+    env = EnvOverrides()
+    if env.ari_password is not None:
+        data.setdefault("ari", {})["password"] = env.ari_password.get_secret_value()
+    if env.ari_url is not None:
+        data.setdefault("ari", {})["url"] = env.ari_url
+    if env.database_url is not None:
+        data.setdefault("database", {})["url"] = env.database_url.get_secret_value()
+    config = validate(CallcoreConfig, data, lines, str(path))
+    issues: list[ConfigIssue] = []
+    flows = known_flows or set()
+    if flows:
+        for did, flow in config.inbound.dids.items():
+            if flow not in flows:
+                issues.append(
+                    ConfigIssue(
+                        str(path),
+                        lines.get(("inbound", "dids", did)),
+                        f"inbound.dids.{did}",
+                        f"unknown flow {flow!r} (known: {', '.join(sorted(flows))})",
+                    )
+                )
+        default = config.inbound.default_flow
+        if default is not None and default not in flows:
+            issues.append(
+                ConfigIssue(
+                    str(path),
+                    lines.get(("inbound", "default_flow")),
+                    "inbound.default_flow",
+                    f"unknown flow {default!r}",
+                )
+            )
+    if not config.ari.password.get_secret_value():
+        issues.append(
+            ConfigIssue(
+                str(path),
+                lines.get(("ari",)),
+                "ari.password",
+                "missing: set it in the file or in the environment as CALLCORE_ARI_PASSWORD",
+            )
+        )
+    if issues:
+        raise ConfigError(issues)
+    state_dir = config.state_dir if config.state_dir.is_absolute() else path.parent / config.state_dir
+    raw = path.read_bytes()
+    return config.model_copy(
+        update={
+            "state_dir": state_dir.resolve(),
+            "source": path.resolve(),
+            "version": hashlib.sha256(raw).hexdigest()[:12],
+        }
+    )

@@ -1,0 +1,60 @@
+"""Domain events: the small typed records every service emits about a call.
+
+They are the contract between the services that observe calls (call runtime, IVR, ACD, dialer) and the
+event store that persists them. They never carry raw ARI payloads: only what a report or an auditor needs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+
+class EventType:
+    """Stable names of call events (stored in call_events.type; reports depend on them)."""
+
+    CALL_STARTED = "call_started"  # channel entered callcore's Stasis app (StasisStart)
+    CALL_ADOPTED = "call_adopted"  # a live channel taken over again after a reconnect or restart
+    ANSWERED = "answered"
+    PLAYBACK_STARTED = "playback_started"
+    PLAYBACK_FINISHED = "playback_finished"
+    DTMF = "dtmf"
+    DIGITS_COLLECTED = "digits_collected"
+    ORIGINATED = "originated"
+    BRIDGED = "bridged"
+    HANGUP = "hangup"  # hangup requested or observed, with its cause
+    CALL_ENDED = "call_ended"  # channel left the Stasis app (StasisEnd) or vanished
+    HANDLER_ERROR = "handler_error"
+    VARIABLES_SET = "variables_set"  # data: {name: value, ...}, merged into calls.variables
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One thing that happened to one call.
+
+    ``call_id`` groups every event of a call (a call may own several channels, e.g. caller and agent legs);
+    ``channel_id`` says which leg; ``event_id`` makes writes idempotent (retries never duplicate a row).
+    """
+
+    call_id: uuid.UUID
+    type: str
+    at: datetime
+    channel_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError("CallEvent.at must be timezone-aware")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class EventSink(Protocol):
+    """Where services send events. ``emit`` never blocks and never raises on database trouble."""
+
+    def emit(self, event: CallEvent) -> None: ...

@@ -1,0 +1,1 @@
+"""IVR: flows callers move through before they reach an agent."""
