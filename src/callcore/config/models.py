@@ -55,7 +55,7 @@ class DatabaseSettings(Section):
 
 
 class EventStoreSettings(Section):
-    batch_max: int = Field(500, ge=1, le=100_000)
+    batch_max: int = Field(2000, ge=1, le=100_000)
     flush_interval_ms: int = Field(100, ge=1, le=60_000)
     buffer_max: int = Field(100_000, ge=100)
 
