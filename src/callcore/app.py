@@ -116,7 +116,9 @@ class CallcoreApp:
         if self.db.embedded is not None:
             await asyncio.to_thread(self.db.embedded.stop)
         self.stopped.set()
-        log.info("callcore stopped", writer=self.writer.stats.as_dict() if hasattr(self.writer.stats, "as_dict") else str(self.writer.stats))
+        stats = self.writer.stats
+        log.info("callcore stopped", events_written=stats.written, events_dropped=stats.dropped,
+                 events_rejected=stats.rejected)
 
 
 async def serve(config: CallcoreConfig) -> int:

@@ -83,8 +83,7 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
         if args.action == "up":
             print(sandbox.up())
         elif args.action == "down":
-            sandbox.down()
-            print("Asterisk sandbox stopped")
+            sandbox.down()  # prints its own progress and result
         elif args.action == "status":
             status = sandbox.status()
             print(status)

@@ -20,8 +20,8 @@ def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
+    """Route structlog and stdlib logging (aiohttp, asyncpg) through one renderer on stderr."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    lvl = getattr(logging, level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -35,18 +35,20 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info if json_output else structlog.processors.StackInfoRenderer(), renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
     )
-    # Libraries (aiohttp, asyncpg) log through stdlib logging: render them the same way.
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if json_output:
+        final.append(structlog.processors.format_exc_info)
+    final.append(renderer)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer
-        ], foreign_pre_chain=shared)
-    )
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=final, foreign_pre_chain=shared))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(lvl, logging.WARNING) if lvl < logging.WARNING else lvl)
+    root.setLevel(getattr(logging, level.upper()))
+    # Chatty libraries stay at WARNING unless we debug.
+    for name in ("aiohttp.access", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

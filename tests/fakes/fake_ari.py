@@ -63,12 +63,16 @@ class FakeAri:
         self.refuse_connections = False
         self.fail_requests: dict[tuple[str, str], int] = {}  # (method, path suffix) -> status
         self.playbacks: dict[str, str] = {}  # playback id -> channel id
+        self.event_filter: list[str] | None = None
+        self.subscribed: set[str] = set()  # channels subscribed explicitly: they get ChannelDestroyed
         self._ids = itertools.count(1)
         self.connected = asyncio.Event()
         self.app = web.Application(middlewares=[self._auth])
         r = self.app.router
         r.add_get("/ari/events", self._events)
         r.add_get("/ari/applications/{app}", self._get_app)
+        r.add_put("/ari/applications/{app}/eventFilter", self._event_filter)
+        r.add_post("/ari/applications/{app}/subscription", self._subscribe)
         r.add_get("/ari/channels", self._list_channels)
         r.add_post("/ari/channels/{id}/answer", self._answer)
         r.add_post("/ari/channels/{id}/play/{pid}", self._play)
@@ -139,12 +143,19 @@ class FakeAri:
         await self.send({"type": "ChannelDtmfReceived", "digit": digit, "duration_ms": 100, "channel": ch.as_json()})
 
     async def caller_hangs_up(self, channel_id: str) -> None:
+        """Like Asterisk 22 on a remote BYE: a HangupRequest without cause, StasisEnd, and ChannelDestroyed
+        (with the cause) only for channels the app subscribed to explicitly."""
         ch = self.channels.pop(channel_id, None)
         if ch is None:
             return
-        await self.send({"type": "ChannelHangupRequest", "cause": 16, "channel": ch.as_json()})
+        await self.send({"type": "ChannelHangupRequest", "channel": ch.as_json()})
+        await self._end(ch, 16, "Normal Clearing")
+
+    async def _end(self, ch: FakeChannel, cause: int, cause_txt: str) -> None:
         await self.send({"type": "StasisEnd", "channel": ch.as_json()})
-        await self.send({"type": "ChannelDestroyed", "cause": 16, "cause_txt": "Normal Clearing", "channel": ch.as_json()})
+        if ch.id in self.subscribed:
+            self.subscribed.discard(ch.id)
+            await self.send({"type": "ChannelDestroyed", "cause": cause, "cause_txt": cause_txt, "channel": ch.as_json()})
 
     async def finish_playback(self, playback_id: str) -> None:
         channel_id = self.playbacks.pop(playback_id, None)
@@ -167,6 +178,19 @@ class FakeAri:
             "name": request.match_info["app"], "channel_ids": list(self.channels),
             "bridge_ids": [], "endpoint_ids": [], "device_names": [],
         })
+
+    async def _event_filter(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.event_filter = [e["type"] for e in body.get("allowed", [])]
+        return await self._get_app(request)
+
+    async def _subscribe(self, request: web.Request) -> web.Response:
+        for source in request.query.get("eventSource", "").split(","):
+            kind, _, ident = source.partition(":")
+            if kind != "channel" or ident not in self.channels:
+                return web.json_response({"message": "Event source not found"}, status=422)
+            self.subscribed.add(ident)
+        return await self._get_app(request)
 
     async def _list_channels(self, request: web.Request) -> web.Response:
         return web.json_response([c.as_json() for c in self.channels.values()])
@@ -203,15 +227,21 @@ class FakeAri:
     async def _hangup(self, request: web.Request) -> web.Response:
         ch = self._channel(request)
         self.channels.pop(ch.id, None)
-        await self.send({"type": "ChannelHangupRequest", "cause": 16, "channel": ch.as_json()})
-        await self.send({"type": "StasisEnd", "channel": ch.as_json()})
-        await self.send({"type": "ChannelDestroyed", "cause": 16, "cause_txt": "Normal Clearing", "channel": ch.as_json()})
+        await self.send({"type": "ChannelHangupRequest", "cause": 32, "channel": ch.as_json()})
+        await self._end(ch, 16, "Normal Clearing")
         return web.Response(status=204)
 
     async def _continue(self, request: web.Request) -> web.Response:
         ch = self._channel(request)
         self.channels.pop(ch.id, None)
         await self.send({"type": "StasisEnd", "channel": ch.as_json()})
+        if ch.id in self.subscribed:
+            # The fallback dialplan plays its apology, then hangs up with cause 34.
+            async def later() -> None:
+                await asyncio.sleep(0.02)
+                self.subscribed.discard(ch.id)
+                await self.send({"type": "ChannelDestroyed", "cause": 34, "cause_txt": "Circuit/channel congestion", "channel": ch.as_json()})
+            asyncio.ensure_future(later())
         return web.Response(status=204)
 
     async def _set_var(self, request: web.Request) -> web.Response:

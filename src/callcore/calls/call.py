@@ -80,6 +80,8 @@ class Call:
         self.answered = channel.state == "Up"
         self.hangup_recorded = False
         self.released = False  # handed back to the dialplan
+        self.subscribed = False  # to its channel's ChannelDestroyed (which carries the hangup cause)
+        self.ended = False  # call_ended emitted
         self.legs: dict[str, Leg] = {}
         self.bridges: set[str] = set()
         loop = asyncio.get_running_loop()
@@ -168,9 +170,13 @@ class Call:
             if leg is not None:
                 self._leg_gone(leg, event)
                 return
-            cause = event.cause
-            text = event.cause_txt if isinstance(event, ev.ChannelDestroyed) else ""
-            self.record_hangup(cause, text, by="remote")
+            if isinstance(event, ev.ChannelDestroyed):
+                # The real Q.850 cause; who hung up was decided by what we saw first.
+                by = "dialplan" if self.released and not self.hangup_recorded else "remote"
+                self.record_hangup(event.cause, event.cause_txt, by=by)
+            elif event.cause is not None:
+                self.record_hangup(event.cause, "", by="remote")
+            # A remote BYE comes as a HangupRequest without cause: the cause follows in ChannelDestroyed.
             self.mark_gone()
         elif isinstance(event, ev.StasisStart):
             leg = self.legs.get(event.channel.id)
@@ -185,6 +191,8 @@ class Call:
             self.mark_gone()
 
     def _leg_gone(self, leg: Leg, event: ev.ChannelHangupRequest | ev.ChannelDestroyed) -> None:
+        if leg.gone and leg.cause is not None:
+            return  # HangupRequest then Destroyed: record the hangup once
         leg.gone = True
         leg.cause = event.cause
         if not leg.answered.done():
@@ -314,7 +322,8 @@ class Call:
     async def hangup(self, reason: str = "normal") -> None:
         if self.gone:
             return
-        self.record_hangup(_REASON_CAUSE.get(reason), reason, by="callcore")
+        cause, text = _REASON_CAUSE.get(reason, (None, reason))
+        self.record_hangup(cause, text, by="callcore")
         try:
             await self.ari.channels.hangup(self.channel_id, reason)
         except AriNotFound:
@@ -379,4 +388,11 @@ class Call:
         await asyncio.wait({self._gone}, timeout=timeout)
 
 
-_REASON_CAUSE = {"normal": 16, "busy": 17, "no_answer": 19, "congestion": 34, "answered_elsewhere": 26}
+# ARI hangup reasons and the Q.850 cause Asterisk sends for them (recorded like a remote hangup's cause).
+_REASON_CAUSE = {
+    "normal": (16, "Normal Clearing"),
+    "busy": (17, "User busy"),
+    "no_answer": (19, "No user response"),
+    "answered_elsewhere": (26, "Answered elsewhere"),
+    "congestion": (34, "Circuit/channel congestion"),
+}

@@ -28,6 +28,15 @@ Router = Callable[[Call], Handler | None]
 
 CALL_ID_VARIABLE = "CALLCORE_CALL_ID"
 
+# The only ARI events Asterisk sends us. Every event costs CPU on both sides, and a bridged call alone
+# produces dozens of ChannelVarset events callcore never reads (measured: 27 of 55 frames in one call).
+SUBSCRIBED_EVENTS = [
+    "StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDtmfReceived", "ChannelHangupRequest",
+    "ChannelDestroyed", "PlaybackStarted", "PlaybackFinished", "RecordingStarted", "RecordingFinished",
+    "RecordingFailed", "ChannelEnteredBridge", "ChannelLeftBridge", "BridgeDestroyed", "Dial",
+    "ChannelUserevent", "ApplicationReplaced",
+]
+
 
 def stasis_args(channel: Channel) -> list[str]:
     """Recover Stasis() arguments of a channel found by resync (from its current dialplan app data)."""
@@ -80,8 +89,14 @@ class CallRuntime:
         if call is None:
             return
         call.deliver(event)
-        if isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
-            self._unregister_channel(call, event.channel.id, event)
+        if isinstance(event, ev.ChannelDestroyed):
+            if event.channel.id == call.channel_id:
+                self._end(call)
+            else:
+                self._by_channel.pop(event.channel.id, None)
+        elif isinstance(event, ev.StasisEnd) and event.channel.id == call.channel_id and not call.subscribed:
+            # Without our own subscription no ChannelDestroyed will follow: the call ends here.
+            self._end(call)
 
     async def _on_stasis_start(self, event: ev.StasisStart) -> None:
         channel = event.channel
@@ -120,13 +135,15 @@ class CallRuntime:
         """Route events of a channel ``call`` originates to that call."""
         self._by_channel[channel_id] = call
 
-    def _unregister_channel(self, call: Call, channel_id: str, event: ev.AriEvent) -> None:
-        if channel_id == call.channel_id:
-            if self._by_channel.pop(channel_id, None) is not None:
-                reason = "released_to_dialplan" if call.released else "hangup"
-                call.emit(EventType.CALL_ENDED, {"reason": reason})
-        elif isinstance(event, ev.ChannelDestroyed):
-            self._by_channel.pop(channel_id, None)
+    def _end(self, call: Call, reason: str | None = None) -> None:
+        """Close the call's record once: ``call_ended`` and no more event routing for its channel."""
+        call.mark_gone()
+        if self._by_channel.get(call.channel_id) is call:
+            del self._by_channel[call.channel_id]
+        if not call.ended:
+            call.ended = True
+            reason = reason or ("released_to_dialplan" if call.released else "hangup")
+            call.emit(EventType.CALL_ENDED, {"reason": reason})
 
     # -- call tasks ------------------------------------------------------------------------------------
     def _start(self, call: Call, *, tag_channel: bool) -> None:
@@ -138,9 +155,7 @@ class CallRuntime:
 
     async def _run(self, call: Call, tag_channel: bool) -> None:
         try:
-            if tag_channel:
-                # Lets a restarted callcore re-adopt this channel under the same call id.
-                await call.ari.channels.set_variable(call.channel_id, CALL_ID_VARIABLE, str(call.call_id))
+            await self._claim_channel(call, tag_channel)
             handler = self.router(call)
             if handler is None:
                 call.log.warning("no flow for this DID; sending the call to the fallback", did=call.did)
@@ -159,6 +174,20 @@ class CallRuntime:
             await self._recover(call)
         finally:
             await asyncio.shield(self._cleanup(call))
+
+    async def _claim_channel(self, call: Call, tag_channel: bool) -> None:
+        """Tag the channel with our call id (re-adoption after a restart) and subscribe to it, so its
+        ChannelDestroyed, which carries the hangup cause, reaches us even after it leaves Stasis."""
+        steps = [self.ari.applications.subscribe(self.ari.app, [f"channel:{call.channel_id}"])]
+        if tag_channel:
+            steps.append(self.ari.channels.set_variable(call.channel_id, CALL_ID_VARIABLE, str(call.call_id)))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        call.subscribed = not isinstance(results[0], BaseException)
+        if call.gone and not call.subscribed:
+            self._end(call)  # hung up before we could subscribe: StasisEnd was the last word
+        for result in results[1:]:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _recover(self, call: Call) -> None:
         """Never strand a caller after a bug: send them to the fallback dialplan, or hang up."""
@@ -194,7 +223,7 @@ class CallRuntime:
     # -- resync after (re)connect ----------------------------------------------------------------------
     async def resync(self) -> None:
         """Reconcile the registry with what Asterisk has now (events missed while disconnected are lost)."""
-        app = await self.ari.applications.get(self.ari.app)
+        app = await self.ari.applications.set_event_filter(self.ari.app, allowed=SUBSCRIBED_EVENTS)
         live = set(app.channel_ids)
         for channel_id, call in list(self._by_channel.items()):
             if channel_id in live:
@@ -202,9 +231,7 @@ class CallRuntime:
             if channel_id == call.channel_id:
                 self.counters["vanished"] += 1
                 call.record_hangup(None, "channel vanished while ARI was disconnected", by="asterisk")
-                call.mark_gone()
-                self._by_channel.pop(channel_id, None)
-                call.emit(EventType.CALL_ENDED, {"reason": "vanished"})
+                self._end(call, "vanished")
             else:
                 leg = call.legs.get(channel_id)
                 if leg is not None:
@@ -259,6 +286,10 @@ class CallRuntime:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        # Calls handed to the dialplan end there; we will not see it, so their record ends now.
+        for call in {id(c): c for c in self._by_channel.values()}.values():
+            if call.released:
+                self._end(call, "released_to_dialplan")
         return len(remaining)
 
 

@@ -113,7 +113,8 @@ async def test_given_caller_hangs_up_mid_prompt_then_flow_unwinds_and_nothing_is
         await wait_until(lambda: h.runtime.live_calls == 0)
         assert h.runtime._by_channel == {}
     hangup = next(e for e in sink.events if e.type == "hangup")
-    assert hangup.data == {"cause": 16, "cause_text": "", "by": "remote"}
+    # Asterisk's HangupRequest for a BYE has no cause; ChannelDestroyed (we subscribed) brings it.
+    assert hangup.data == {"cause": 16, "cause_text": "Normal Clearing", "by": "remote"}
     assert sink.types()[-1] == "call_ended"
     assert not fake_ari.calls_to("DELETE", f"/channels/{ch.id}")  # no hangup of a gone channel
 
@@ -134,6 +135,9 @@ async def test_given_a_bug_in_a_flow_when_it_raises_then_the_caller_goes_to_the_
     err = next(e for e in sink.events if e.type == "handler_error")
     assert "ValueError: oops" in err.data["error"]
     assert next(e for e in sink.events if e.type == "call_ended").data["reason"] == "released_to_dialplan"
+    # The record ends when the fallback dialplan hangs up, with its cause.
+    hangup = next(e for e in sink.events if e.type == "hangup")
+    assert hangup.data == {"cause": 34, "cause_text": "Circuit/channel congestion", "by": "dialplan"}
 
 
 async def test_given_hangup_policy_when_flow_fails_then_call_is_hung_up(
@@ -242,3 +246,15 @@ async def test_given_live_calls_when_drain_times_out_then_they_are_handed_back_t
         assert handed_back == 1 and h.runtime.live_calls == 0
         assert fake_ari.calls_to("POST", f"/channels/{ch.id}/continue")
         assert not fake_ari.calls_to("DELETE", f"/channels/{ch.id}")
+
+
+async def test_given_a_connection_then_runtime_asks_asterisk_only_for_events_it_handles(
+    fake_ari: FakeAri, ari: AriClient, sink: RecordingSink
+):
+    async def flow(call: Call) -> None:
+        return None
+
+    async with Harness(ari, sink, flow):
+        assert fake_ari.event_filter is not None
+        assert "StasisStart" in fake_ari.event_filter and "ApplicationReplaced" in fake_ari.event_filter
+        assert "ChannelVarset" not in fake_ari.event_filter

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from callcore.app import CallcoreApp
+from callcore.calls.runtime import Handler
+from callcore.config import CallcoreConfig
+from callcore.config.models import AriSettings, DatabaseSettings, InboundSettings
+
+pytestmark = pytest.mark.integration
+
+
+def make_config(dsn: str, state_dir: Path, dids: dict[str, str] | None = None) -> CallcoreConfig:
+    return CallcoreConfig(
+        state_dir=state_dir,
+        ari=AriSettings(password="callcore-sandbox", reconnect_initial=0.2, reconnect_max=1.0, heartbeat=2.0),
+        database=DatabaseSettings(url=dsn),
+        inbound=InboundSettings(dids=dids or {"1000": "say_digit"}),
+        version="test",
+    )
+
+
+async def start_app(config: CallcoreConfig, flows: dict[str, Handler] | None = None) -> CallcoreApp:
+    app = CallcoreApp(config, flows=flows)
+    await app.start()
+    await app.wait_connected(timeout=15)
+    return app
+
+
+@pytest.fixture
+async def callcore(asterisk, pg_dsn: str, tmp_path: Path) -> AsyncIterator[CallcoreApp]:
+    """callcore running in this test's event loop against the real sandbox and a fresh database."""
+    app = await start_app(make_config(pg_dsn, tmp_path))
+    try:
+        yield app
+    finally:
+        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
