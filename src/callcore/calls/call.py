@@ -82,6 +82,7 @@ class Call:
         self.released = False  # handed back to the dialplan
         self.subscribed = False  # to its channel's ChannelDestroyed (which carries the hangup cause)
         self.ended = False  # call_ended emitted
+        self.destroyed = False  # ChannelDestroyed seen for the main channel
         self.legs: dict[str, Leg] = {}
         self.bridges: set[str] = set()
         loop = asyncio.get_running_loop()
@@ -170,12 +171,13 @@ class Call:
             if leg is not None:
                 self._leg_gone(leg, event)
                 return
+            # After we handed the channel back to the dialplan, the dialplan is who hangs up.
+            by = "dialplan" if self.released else "remote"
             if isinstance(event, ev.ChannelDestroyed):
-                # The real Q.850 cause; who hung up was decided by what we saw first.
-                by = "dialplan" if self.released and not self.hangup_recorded else "remote"
+                self.destroyed = True
                 self.record_hangup(event.cause, event.cause_txt, by=by)
             elif event.cause is not None:
-                self.record_hangup(event.cause, "", by="remote")
+                self.record_hangup(event.cause, "", by=by)
             # A remote BYE comes as a HangupRequest without cause: the cause follows in ChannelDestroyed.
             self.mark_gone()
         elif isinstance(event, ev.StasisStart):

@@ -90,13 +90,14 @@ class CallRuntime:
             return
         call.deliver(event)
         if isinstance(event, ev.ChannelDestroyed):
-            if event.channel.id == call.channel_id:
-                self._end(call)
-            else:
+            if event.channel.id != call.channel_id:
                 self._by_channel.pop(event.channel.id, None)
+            if call.gone:
+                self._end_when_legs_gone(call)
         elif isinstance(event, ev.StasisEnd) and event.channel.id == call.channel_id and not call.subscribed:
-            # Without our own subscription no ChannelDestroyed will follow: the call ends here.
-            self._end(call)
+            # Without our own subscription no ChannelDestroyed will follow: the channel ends here.
+            call.destroyed = True
+            self._end_when_legs_gone(call)
 
     async def _on_stasis_start(self, event: ev.StasisStart) -> None:
         channel = event.channel
@@ -134,6 +135,11 @@ class CallRuntime:
     def adopt_leg(self, call: Call, channel_id: str) -> None:
         """Route events of a channel ``call`` originates to that call."""
         self._by_channel[channel_id] = call
+
+    def _end_when_legs_gone(self, call: Call) -> None:
+        """The call's record ends with its last channel (an agent leg may outlive the caller briefly)."""
+        if call.destroyed and all(leg.gone for leg in call.legs.values()):
+            self._end(call)
 
     def _end(self, call: Call, reason: str | None = None) -> None:
         """Close the call's record once: ``call_ended`` and no more event routing for its channel."""
@@ -184,7 +190,8 @@ class CallRuntime:
         results = await asyncio.gather(*steps, return_exceptions=True)
         call.subscribed = not isinstance(results[0], BaseException)
         if call.gone and not call.subscribed:
-            self._end(call)  # hung up before we could subscribe: StasisEnd was the last word
+            call.destroyed = True  # hung up before we could subscribe: StasisEnd was the last word
+            self._end_when_legs_gone(call)
         for result in results[1:]:
             if isinstance(result, BaseException):
                 raise result
