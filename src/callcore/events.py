@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from callcore.ids import uuid7
+
 
 class EventType:
     """Stable names of call events (stored in call_events.type; reports depend on them)."""
@@ -43,7 +45,7 @@ class CallEvent:
     at: datetime
     channel_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=uuid7)
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:

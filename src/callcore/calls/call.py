@@ -20,6 +20,7 @@ from callcore.ari import events as ev
 from callcore.ari.errors import AriConflict, AriNotFound
 from callcore.ari.models import Channel
 from callcore.events import CallEvent, EventType, utcnow
+from callcore.ids import uuid7
 
 if TYPE_CHECKING:
     from callcore.calls.runtime import CallRuntime
@@ -67,7 +68,7 @@ class Call:
         self.ari = runtime.ari
         self.channel = channel
         self.channel_id = channel.id
-        self.call_id = call_id or uuid.uuid4()
+        self.call_id = call_id or uuid7()
         self.direction = direction
         self.did = did
         self.args = args or []

@@ -160,6 +160,8 @@ class CallRuntime:
         )
 
     async def _run(self, call: Call, tag_channel: bool) -> None:
+        # Every log line written while this task runs carries the call id (the task has its own context).
+        structlog.contextvars.bind_contextvars(call_id=str(call.call_id), channel=call.channel_id)
         try:
             await self._claim_channel(call, tag_channel)
             handler = self.router(call)

@@ -120,31 +120,16 @@ def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> Cal
         data.setdefault("ari", {})["url"] = env.ari_url
     if env.database_url is not None:
         data.setdefault("database", {})["url"] = env.database_url.get_secret_value()
-    config = validate(CallcoreConfig, data, lines, str(path))
     issues: list[ConfigIssue] = []
-    flows = known_flows or set()
-    if flows:
-        for did, flow in config.inbound.dids.items():
-            if flow not in flows:
-                issues.append(
-                    ConfigIssue(
-                        str(path),
-                        lines.get(("inbound", "dids", did)),
-                        f"inbound.dids.{did}",
-                        f"unknown flow {flow!r} (known: {', '.join(sorted(flows))})",
-                    )
-                )
-        default = config.inbound.default_flow
-        if default is not None and default not in flows:
-            issues.append(
-                ConfigIssue(
-                    str(path),
-                    lines.get(("inbound", "default_flow")),
-                    "inbound.default_flow",
-                    f"unknown flow {default!r}",
-                )
-            )
-    if not config.ari.password.get_secret_value():
+    config: CallcoreConfig | None = None
+    try:
+        config = validate(CallcoreConfig, data, lines, str(path))
+    except ConfigError as exc:
+        issues.extend(exc.issues)
+    # Cross-checks run on the raw data too, so one pass reports every problem in the file.
+    issues.extend(_flow_issues(data, lines, str(path), known_flows or set()))
+    ari = data.get("ari") if isinstance(data.get("ari"), dict) else {}
+    if not ari.get("password"):
         issues.append(
             ConfigIssue(
                 str(path),
@@ -153,8 +138,8 @@ def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> Cal
                 "missing: set it in the file or in the environment as CALLCORE_ARI_PASSWORD",
             )
         )
-    if issues:
-        raise ConfigError(issues)
+    if issues or config is None:
+        raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
     state_dir = config.state_dir if config.state_dir.is_absolute() else path.parent / config.state_dir
     raw = path.read_bytes()
     return config.model_copy(
@@ -164,3 +149,23 @@ def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> Cal
             "version": hashlib.sha256(raw).hexdigest()[:12],
         }
     )
+
+
+def _flow_issues(data: dict, lines: dict, file: str, flows: set[str]) -> list[ConfigIssue]:
+    if not flows:
+        return []
+    inbound = data.get("inbound") if isinstance(data.get("inbound"), dict) else {}
+    issues: list[ConfigIssue] = []
+    dids = inbound.get("dids") if isinstance(inbound.get("dids"), dict) else {}
+    for did, flow in dids.items():
+        if isinstance(flow, str) and flow not in flows:
+            issues.append(ConfigIssue(
+                file, lines.get(("inbound", "dids", did)), f"inbound.dids.{did}",
+                f"unknown flow {flow!r} (known: {', '.join(sorted(flows))})",
+            ))
+    default = inbound.get("default_flow")
+    if isinstance(default, str) and default not in flows:
+        issues.append(ConfigIssue(
+            file, lines.get(("inbound", "default_flow")), "inbound.default_flow", f"unknown flow {default!r}",
+        ))
+    return issues
