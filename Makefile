@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps run test test-unit test-integration asterisk-up asterisk-down asterisk-status bench clean
+.PHONY: help venv system-deps prompts run test test-unit asterisk-up asterisk-down asterisk-status bench clean
 
 help:
 	@echo "make run    - install, start the Asterisk sandbox and PostgreSQL, run callcore in the foreground"
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 # Debian packages the sandbox and the integration tests need (root on a Debian machine).
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# callcore's own voice prompts (nl, en) rendered with espeak-ng + sox; `asterisk up` installs them.
+prompts: venv system-deps
+	$(PY) -m callcore.prompts render
 
 asterisk-up: venv system-deps
 	$(VENV)/bin/callcore asterisk up

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
@@ -14,8 +17,10 @@ from callcore.ari.errors import ApplicationReplaced
 from callcore.ari.events import AriEvent
 from callcore.ari.stream import AriEventStream, Backoff
 from callcore.calls.runtime import CallRuntime, Handler
-from callcore.config import CallcoreConfig
-from callcore.ivr.registry import make_router
+from callcore.config import CallcoreConfig, ConfigError, load_config
+from callcore.events import utcnow
+from callcore.ivr.lookup import LookupClient
+from callcore.ivr.registry import CODE_FLOWS, make_router
 from callcore.store import EmbeddedPostgres, EventWriter, create_pool, migrate
 
 log = structlog.get_logger("callcore")
@@ -37,10 +42,27 @@ async def open_database(config: CallcoreConfig) -> Database:
     return Database(server.dsn, server)
 
 
+@dataclass
+class ReloadResult:
+    ok: bool
+    version: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "version": self.version, "errors": self.errors, "warnings": self.warnings,
+                "at": utcnow().isoformat(), "pid": os.getpid()}
+
+
+# Settings a reload cannot change in a running process (they are wired at start).
+RESTART_ONLY = ("state_dir", "ari", "database", "event_store", "logging")
+
+
 class CallcoreApp:
     def __init__(self, config: CallcoreConfig, *, flows: dict[str, Handler] | None = None) -> None:
         self.config = config
         self._flows = flows
+        self.lookups = LookupClient()
         self._stream_task: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
         self.fatal: BaseException | None = None
@@ -69,7 +91,7 @@ class CallcoreApp:
         self.runtime = CallRuntime(
             self.ari,
             self.writer,
-            make_router(cfg, self._flows),
+            make_router(cfg, self.lookups, code_flows=self._flows),
             on_handler_error=cfg.calls.on_handler_error,
             fallback_context=cfg.calls.fallback_context,
             config_version=cfg.version,
@@ -92,6 +114,42 @@ class CallcoreApp:
             self.fatal = exc
             self.stopped.set()
 
+    async def reload(self, path: Path | None = None) -> ReloadResult:
+        """Load and validate the config file again; apply it to new calls only if it is valid.
+
+        Calls already in a flow keep the version they started with (their router closure holds it)."""
+        source = path or self.config.source
+        if source is None:
+            return ReloadResult(False, self.config.version, ["no config file to reload from"])
+        try:
+            new = await asyncio.to_thread(load_config, source, known_flows=set(CODE_FLOWS) | set(self._flows or {}))
+        except ConfigError as exc:
+            result = ReloadResult(False, self.config.version, [str(i) for i in exc.issues])
+            log.error("config reload rejected; the running config stays", errors=result.errors)
+            self._write_reload_status(result)
+            return result
+        warnings = [
+            f"{key}: changed, takes effect at the next restart"
+            for key in RESTART_ONLY
+            if getattr(new, key) != getattr(self.config, key)
+        ]
+        applied = new.model_copy(update={k: getattr(self.config, k) for k in RESTART_ONLY})
+        self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows)
+        self.runtime.config_version = applied.version
+        old_version, self.config = self.config.version, applied
+        result = ReloadResult(True, applied.version, warnings=warnings)
+        log.info("config reloaded", old_version=old_version, version=applied.version, warnings=warnings)
+        self._write_reload_status(result)
+        return result
+
+    def _write_reload_status(self, result: ReloadResult) -> None:
+        try:
+            path = self.config.state_dir / "reload-status.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result.as_dict()))
+        except OSError as exc:
+            log.warning("could not write reload status", error=str(exc))
+
     async def wait_connected(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self.stream.connected_event.wait(), timeout)
 
@@ -113,6 +171,7 @@ class CallcoreApp:
         await self.writer.close()
         await self.pool.close()
         await self.ari.close()
+        await self.lookups.close()
         if self.db.embedded is not None:
             await asyncio.to_thread(self.db.embedded.stop)
         self.stopped.set()
@@ -129,6 +188,17 @@ async def serve(config: CallcoreConfig) -> int:
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
+    reloads: set[asyncio.Task[ReloadResult]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(app.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    pid_file = config.state_dir / "callcore.pid"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
     waiters = [
         asyncio.create_task(stop_requested.wait()),
         asyncio.create_task(app.stopped.wait()),
@@ -138,4 +208,5 @@ async def serve(config: CallcoreConfig) -> int:
         w.cancel()
     log.info("shutting down", reason="fatal" if app.fatal else "signal")
     await app.stop()
+    pid_file.unlink(missing_ok=True)
     return 1 if app.fatal else 0

@@ -14,9 +14,9 @@ DEFAULT_CONFIG = "config/callcore.yaml"
 
 
 def _known_flows() -> set[str]:
-    from callcore.ivr.registry import FLOWS
+    from callcore.ivr.registry import CODE_FLOWS
 
-    return set(FLOWS)
+    return set(CODE_FLOWS)
 
 
 def _load(path: str) -> CallcoreConfig:
@@ -29,14 +29,111 @@ def _load(path: str) -> CallcoreConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from callcore.ivr.sounds import offline_sounds
+
+    sounds = offline_sounds()
+    if sounds is None:
+        print("note: sounds not checked (no Asterisk sound tree here: `callcore asterisk build`)", file=sys.stderr)
     try:
-        config = load_config(Path(args.file), known_flows=_known_flows())
+        config = load_config(Path(args.file), known_flows=_known_flows(), known_sounds=sounds)
     except ConfigError as exc:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)
         print(f"{args.file}: {len(exc.issues)} error(s)", file=sys.stderr)
         return 1
-    print(f"{args.file}: OK (version {config.version})")
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.graph:
+        from callcore.ivr.graph import render_dot, render_tree
+
+        flow = config.flows.get(args.graph)
+        if flow is None:
+            print(f"error: no flow named {args.graph!r} (flows: {', '.join(sorted(config.flows))})", file=sys.stderr)
+            return 1
+        print(render_dot(flow, name=args.graph) if args.dot else render_tree(flow, name=args.graph))
+        return 0
+    print(f"{args.file}: OK (version {config.version}, {len(config.flows)} flow(s))")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Validate here first, then ask the running callcore (SIGHUP) to reload, and report what it said."""
+    import json
+    import os
+    import signal
+    import time
+
+    config = _load(args.config)  # exits 2 with every error: the running process is not touched
+    pid_file = config.state_dir / "callcore.pid"
+    status_file = config.state_dir / "reload-status.json"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        print(f"error: callcore does not seem to run (no pid in {pid_file})", file=sys.stderr)
+        return 1
+    before = status_file.stat().st_mtime_ns if status_file.exists() else 0
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        print(f"error: no process {pid} (stale {pid_file})", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if status_file.exists() and status_file.stat().st_mtime_ns != before:
+            result = json.loads(status_file.read_text())
+            if result.get("ok"):
+                print(f"reloaded: version {result['version']}")
+                for w in result.get("warnings", []):
+                    print(f"warning: {w}", file=sys.stderr)
+                return 0
+            for e in result.get("errors", []):
+                print(f"error: {e}", file=sys.stderr)
+            print("reload rejected: the running config is unchanged", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    print(f"error: callcore (pid {pid}) did not report a reload within {args.timeout:g} s", file=sys.stderr)
+    return 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from callcore.app import open_database
+    from callcore.ivr.report import format_report, ivr_report
+    from callcore.store import create_pool
+
+    config = _load(args.config)
+
+    def parse(text: str | None, default: datetime) -> datetime:
+        if text is None:
+            return default
+        value = datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    now = datetime.now(timezone.utc)
+    since = parse(args.since, now - timedelta(days=1))
+    until = parse(args.until, now)
+
+    async def _run() -> str:
+        db = await open_database(config)
+        try:
+            pool = await create_pool(db.dsn, min_size=1, max_size=2)
+            try:
+                reports = await ivr_report(pool, since, until)
+            finally:
+                await pool.close()
+        finally:
+            if db.embedded is not None:
+                await asyncio.to_thread(db.embedded.stop)
+        if args.json:
+            import dataclasses
+            import json
+
+            return json.dumps([{**dataclasses.asdict(r), "containment_rate": r.containment_rate} for r in reports],
+                              indent=2, default=str)
+        return format_report(reports, since, until)
+
+    print(asyncio.run(_run()))
     return 0
 
 
@@ -122,7 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file; never starts anything")
     p.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
+    p.add_argument("--graph", metavar="FLOW", help="print this flow as a tree")
+    p.add_argument("--dot", action="store_true", help="with --graph: Graphviz dot instead of a tree")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("reload", help="validate the config, then make the running callcore reload it")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("report", help="reports computed from the call events")
+    p.add_argument("kind", choices=["ivr"])
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--since", help="ISO date/time (default: 24 h ago); UTC unless it has an offset")
+    p.add_argument("--until", help="ISO date/time (default: now)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--config", "-c", default=DEFAULT_CONFIG)

@@ -24,6 +24,7 @@ from callcore.ari.models import (
     DeviceState,
     LiveRecording,
     Playback,
+    Sound,
     StoredRecording,
 )
 
@@ -72,6 +73,7 @@ class AriClient:
         self.applications = Applications(self)
         self.device_states = DeviceStates(self)
         self.asterisk = AsteriskResource(self)
+        self.sounds = Sounds(self)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -429,6 +431,13 @@ class DeviceStates(_Resource):
 
     async def delete(self, name: str) -> None:
         await self._c.request("DELETE", f"/deviceStates/{name}")
+
+
+class Sounds(_Resource):
+    async def list(self, lang: str | None = None) -> list[Sound]:
+        """Every sound Asterisk can play (with its languages): used to check flows for missing prompts."""
+        data = await self._c.request("GET", "/sounds", {"lang": lang})
+        return [Sound.model_validate(s) for s in data]
 
 
 class AsteriskResource(_Resource):

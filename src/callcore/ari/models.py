@@ -70,6 +70,17 @@ class StoredRecording(AriModel):
     format: str = ""
 
 
+class FormatLangPair(AriModel):
+    language: str
+    format: str
+
+
+class Sound(AriModel):
+    id: str
+    text: str = ""
+    formats: list[FormatLangPair] = Field(default_factory=list)
+
+
 class Variable(AriModel):
     value: str = ""
 

@@ -91,6 +91,7 @@ class Call:
         self._digits: deque[str] = deque()
         self._digit_waiter: asyncio.Future[None] | None = None
         self._playbacks: dict[str, asyncio.Future[str]] = {}
+        self._recordings: dict[str, asyncio.Future[ev.LiveRecording]] = {}
 
     # -- state -----------------------------------------------------------------------------------------
     @property
@@ -163,6 +164,10 @@ class Call:
             fut = self._playbacks.pop(event.playback.id, None)
             if fut is not None and not fut.done():
                 fut.set_result(event.playback.state)
+        elif isinstance(event, (ev.RecordingFinished, ev.RecordingFailed)):
+            rec_fut = self._recordings.pop(event.recording.name, None)
+            if rec_fut is not None and not rec_fut.done():
+                rec_fut.set_result(event.recording)
         elif isinstance(event, ev.ChannelStateChange):
             if event.channel.id == self.channel_id and event.channel.state == "Up" and not self.answered:
                 self.answered = True
@@ -292,6 +297,31 @@ class Call:
                 return None
         return self._digits.popleft() if self._digits else None
 
+    async def gather(
+        self,
+        max_digits: int = 1,
+        *,
+        terminator: str = "#",
+        first_timeout: float = 5.0,
+        inter_timeout: float = 3.0,
+    ) -> tuple[str, str]:
+        """Collect up to ``max_digits`` digits. Returns (digits, how it ended): "max", "terminator" (not
+        included in the digits) or "timeout" (``first_timeout`` before the first digit, ``inter_timeout``
+        between digits)."""
+        got = ""
+        ended = "max"
+        while len(got) < max_digits:
+            digit = await self.next_digit(first_timeout if not got else inter_timeout)
+            if digit is None:
+                ended = "timeout"
+                break
+            if terminator and digit in terminator:
+                ended = "terminator"
+                break
+            got += digit
+        self.emit(EventType.DIGITS_COLLECTED, {"digits": got, "max_digits": max_digits, "ended": ended})
+        return got, ended
+
     async def collect(
         self,
         max_digits: int = 1,
@@ -300,17 +330,11 @@ class Call:
         first_timeout: float = 5.0,
         inter_timeout: float = 3.0,
     ) -> str:
-        """Collect up to ``max_digits`` digits; stops early on ``terminator`` (not included) or a timeout."""
-        got = ""
-        while len(got) < max_digits:
-            digit = await self.next_digit(first_timeout if not got else inter_timeout)
-            if digit is None:
-                break
-            if terminator and digit in terminator:
-                break
-            got += digit
-        self.emit(EventType.DIGITS_COLLECTED, {"digits": got, "max_digits": max_digits})
-        return got
+        """Like ``gather`` but only the digits."""
+        digits, _ = await self.gather(
+            max_digits, terminator=terminator, first_timeout=first_timeout, inter_timeout=inter_timeout
+        )
+        return digits
 
     def flush_digits(self) -> None:
         self._digits.clear()
@@ -321,6 +345,39 @@ class Call:
         if on_channel:
             self._check()
             await self.ari.channels.set_variable(self.channel_id, name, value)
+
+    async def record(
+        self,
+        name: str,
+        *,
+        max_seconds: int,
+        beep: bool = True,
+        max_silence_seconds: int = 5,
+        terminate_on: str = "#",
+        format: str = "wav",
+    ) -> tuple[bool, float | None]:
+        """Record the caller into stored recording ``name`` until ``terminate_on``, silence or ``max_seconds``.
+
+        Returns (ok, duration in seconds). A caller hanging up ends the recording normally (it is kept)."""
+        self._check()
+        finished: asyncio.Future[ev.LiveRecording] = asyncio.get_running_loop().create_future()
+        self._recordings[name] = finished
+        try:
+            await self.ari.channels.record(
+                self.channel_id, name, format=format, max_duration_seconds=max_seconds,
+                max_silence_seconds=max_silence_seconds, if_exists="overwrite", beep=beep,
+                terminate_on=terminate_on,
+            )
+        except (AriNotFound, AriConflict) as exc:
+            self._recordings.pop(name, None)
+            raise CallHungUp() from exc
+        try:
+            rec = await self._wait(finished, max_seconds + 10)
+        except CallHungUp:
+            # Asterisk keeps what was recorded before the hangup; the recording ends with the channel.
+            self._recordings.pop(name, None)
+            raise
+        return rec.state == "done", float(rec.duration) if rec.duration is not None else None
 
     async def hangup(self, reason: str = "normal") -> None:
         if self.gone:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
+from callcore.ivr.model import Flow, IvrConfig, Schedule
 
 
 class Section(BaseModel):
@@ -92,10 +93,17 @@ class CallcoreConfig(Section):
     calls: CallsSettings = Field(default_factory=CallsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    flows: dict[str, Flow] = Field(default_factory=dict)
 
     # Not from YAML: where the file was, and a fingerprint recorded with every call.
     source: Path | None = Field(None, exclude=True)
     version: str = Field("", exclude=True)
+    warnings: list[str] = Field(default_factory=list, exclude=True)
+
+    def ivr(self) -> IvrConfig:
+        """The flows and schedules as one validated unit (what a call keeps for its IVR session)."""
+        return IvrConfig(flows=self.flows, schedules=self.schedules)
 
 
 class EnvOverrides(BaseSettings):
@@ -107,8 +115,13 @@ class EnvOverrides(BaseSettings):
     database_url: SecretStr | None = None
 
 
-def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> CallcoreConfig:
-    """Load, validate and resolve a config file. Raises ConfigError listing every problem."""
+def load_config(
+    path: Path | str, *, known_flows: set[str] | None = None, known_sounds: set[str] | None = None
+) -> CallcoreConfig:
+    """Load, validate and resolve a config file. Raises ConfigError listing every problem.
+
+    ``known_flows``: flows written in Python that DIDs may name besides the YAML ``flows``.
+    ``known_sounds``: sound names Asterisk can play; None skips the missing-sound check."""
     path = Path(path)
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
@@ -127,7 +140,14 @@ def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> Cal
     except ConfigError as exc:
         issues.extend(exc.issues)
     # Cross-checks run on the raw data too, so one pass reports every problem in the file.
-    issues.extend(_flow_issues(data, lines, str(path), known_flows or set()))
+    yaml_flows = set(data["flows"]) if isinstance(data.get("flows"), dict) else set()
+    issues.extend(_flow_issues(data, lines, str(path), (known_flows or set()) | yaml_flows))
+    warnings: list[ConfigIssue] = []
+    if config is not None:
+        from callcore.ivr.validate import validate_ivr
+
+        ivr_errors, warnings = validate_ivr(config.ivr(), lines=lines, file=str(path), known_sounds=known_sounds)
+        issues.extend(ivr_errors)
     ari = data.get("ari") if isinstance(data.get("ari"), dict) else {}
     if not ari.get("password"):
         issues.append(
@@ -147,13 +167,12 @@ def load_config(path: Path | str, *, known_flows: set[str] | None = None) -> Cal
             "state_dir": state_dir.resolve(),
             "source": path.resolve(),
             "version": hashlib.sha256(raw).hexdigest()[:12],
+            "warnings": [str(w) for w in warnings],
         }
     )
 
 
 def _flow_issues(data: dict, lines: dict, file: str, flows: set[str]) -> list[ConfigIssue]:
-    if not flows:
-        return []
     inbound = data.get("inbound") if isinstance(data.get("inbound"), dict) else {}
     issues: list[ConfigIssue] = []
     dids = inbound.get("dids") if isinstance(inbound.get("dids"), dict) else {}

@@ -1,4 +1,8 @@
-"""Which flow handles a call: the DID table from config, then the default flow."""
+"""Which flow handles a call: the DID table from config, then the default flow.
+
+YAML flows (config ``flows:``) run through the IVR runner; a few flows written in Python (``CODE_FLOWS``:
+the first demo, and test flows) can be routed to as well.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,34 @@ from callcore.calls.call import Call
 from callcore.calls.runtime import Handler, Router
 from callcore.config import CallcoreConfig
 from callcore.ivr import demo
+from callcore.ivr.lookup import LookupClient
+from callcore.ivr.runner import FlowBundle, FlowRunner, QueueHandler, bridge_to_endpoint
 
-FLOWS: dict[str, Handler] = {
+CODE_FLOWS: dict[str, Handler] = {
     "say_digit": demo.say_digit,
 }
 
 
-def make_router(config: CallcoreConfig, flows: dict[str, Handler] | None = None) -> Router:
-    table = flows or FLOWS
+def make_router(
+    config: CallcoreConfig,
+    lookups: LookupClient,
+    *,
+    code_flows: dict[str, Handler] | None = None,
+    queue_handler: QueueHandler = bridge_to_endpoint,
+) -> Router:
+    """A router bound to one config version: calls it routes keep that version for their whole IVR."""
+    bundle = FlowBundle(config.ivr(), config.version)
+    code = {**CODE_FLOWS, **(code_flows or {})}
     dids = dict(config.inbound.dids)
     default = config.inbound.default_flow
 
     def route(call: Call) -> Handler | None:
         name = dids.get(call.did, default)
-        return table.get(name) if name else None
+        if name is None:
+            return None
+        flow = bundle.ivr.flows.get(name)
+        if flow is not None:
+            return lambda c: FlowRunner(c, flow, bundle, lookups, queue_handler).run()
+        return code.get(name)
 
     return route

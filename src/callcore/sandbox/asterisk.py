@@ -2,9 +2,10 @@
 
 The sandbox is a ``debootstrap`` tree of Debian unstable with the ``asterisk``
 package, kept in the cache directory and reused across runs. ``up`` installs the
-project's ``asterisk/`` configuration into it, mounts ``/proc``, starts Asterisk as
-the chroot's ``asterisk`` user and waits until ARI answers; ``down`` stops it and
-unmounts ``/proc`` again. Everything listens on 127.0.0.1 only.
+project's ``asterisk/`` configuration and callcore's rendered prompts into it, mounts
+``/proc``, starts Asterisk as the chroot's ``asterisk`` user and waits until ARI
+answers; ``down`` stops it and unmounts ``/proc`` again. Everything listens on
+127.0.0.1 only.
 
 This is an operations tool, not part of the event loop: plain synchronous code with
 subprocess and urllib. It needs root (debootstrap, chroot and mount do).
@@ -63,6 +64,16 @@ def default_cache_dir() -> Path:
 def default_config_dir() -> Path:
     """The repository's ``asterisk/`` directory (src/callcore/sandbox → ../../../asterisk)."""
     return Path(__file__).resolve().parents[3] / "asterisk"
+
+
+def default_sounds_dir() -> Path:
+    """``<repo>/.state/sounds``: where ``callcore.prompts`` renders by default."""
+    return Path(__file__).resolve().parents[3] / ".state" / "sounds"
+
+
+def default_prompts_file() -> Path:
+    """The repository's ``sounds/prompts.yaml``."""
+    return Path(__file__).resolve().parents[3] / "sounds" / "prompts.yaml"
 
 
 @dataclass
@@ -257,6 +268,102 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+# ---------------------------------------------------------------- prompts (sound files)
+
+#: Asterisk's sounds directory inside the chroot (astdatadir /usr/share/asterisk + sounds).
+SOUNDS_DIR_IN_ROOT = "/usr/share/asterisk/sounds"
+#: Per-language directories owned wholly by callcore: stale files in them are removed.
+OWNED_SOUND_DIR = "callcore"
+
+
+def resolve_in_root(root: Path, path: str, max_links: int = 40) -> Path:
+    """Host path of ``path`` inside the chroot ``root``, following symlinks as the chroot sees them.
+
+    Debian's ``sounds/en`` is an absolute symlink (``/etc/alternatives/...``); from the
+    host it would point at the host's own files. Missing components are fine (the
+    result is where they would be created); ``..`` never leaves ``root``.
+    """
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = root.joinpath(*done, part)
+        if candidate.is_symlink():
+            links += 1
+            if links > max_links:
+                raise SandboxError(f"too many symlinks resolving {path} in {root}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+            continue
+        done.append(part)
+    return root.joinpath(*done)
+
+
+def install_sounds(src_dir: Path, root: Path, sounds_dir: str = SOUNDS_DIR_IN_ROOT) -> list[str]:
+    """Copy every file under ``src_dir`` (``<lang>/<dir>/<file>``) into ``root``'s sounds dir.
+
+    Unchanged files are left as they are; new or changed ones are written atomically
+    (Asterisk may be playing the old one). Files in a ``<lang>/callcore`` directory of
+    the chroot that ``src_dir`` does not have are removed. Hidden files (the render
+    manifest) are skipped. Returns the changed relative paths.
+    """
+    files = sorted(
+        p.relative_to(src_dir)
+        for p in src_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(src_dir).parts)
+    )
+    changed: list[str] = []
+    wanted_by_dir: dict[Path, set[str]] = {}
+    for rel in files:
+        if len(rel.parts) < 2:
+            continue  # a sound belongs to a language directory
+        dest_dir = resolve_in_root(root, f"{sounds_dir}/{rel.parent.as_posix()}")
+        wanted_by_dir.setdefault(dest_dir, set()).add(rel.name)
+        dest = dest_dir / rel.name
+        data = (src_dir / rel).read_bytes()
+        try:
+            if dest.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        _makedirs_readable(dest_dir)
+        tmp = dest_dir / f".{rel.name}.callcore-tmp"
+        tmp.write_bytes(data)
+        tmp.chmod(0o644)
+        os.replace(tmp, dest)
+        changed.append(rel.as_posix())
+    # Prune <lang>/callcore directories to exactly what src_dir has.
+    for lang_dir in (p for p in src_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (lang_dir / OWNED_SOUND_DIR).is_dir():
+            continue
+        dest_dir = resolve_in_root(root, f"{sounds_dir}/{lang_dir.name}/{OWNED_SOUND_DIR}")
+        keep = wanted_by_dir.get(dest_dir, set())
+        for old in dest_dir.iterdir() if dest_dir.is_dir() else ():
+            if old.is_file() and old.name not in keep:
+                old.unlink()
+                changed.append(f"{lang_dir.name}/{OWNED_SOUND_DIR}/{old.name} (removed)")
+    return changed
+
+
+def _makedirs_readable(path: Path) -> None:
+    # Like mkdir -p, but every directory it creates is 0755 whatever the umask, so the
+    # chroot's asterisk user can read the sounds.
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        d.mkdir()
+        d.chmod(0o755)
+
+
 # ---------------------------------------------------------------- the sandbox
 
 
@@ -277,6 +384,8 @@ class AsteriskSandbox:
         ari_user: str = "callcore",
         ari_password: str = "callcore-sandbox",
         log: Log | None = print,
+        sounds_dir: Path | None = None,
+        prompts_file: Path | None = None,
     ) -> None:
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -285,6 +394,9 @@ class AsteriskSandbox:
         self.ari_password = ari_password
         self._log = log or (lambda _msg: None)
         self._proc: subprocess.Popen[bytes] | None = None
+        #: Rendered prompts (callcore.prompts) installed on ``up``; texts rendered from.
+        self.sounds_dir = Path(sounds_dir) if sounds_dir is not None else default_sounds_dir()
+        self.prompts_file = Path(prompts_file) if prompts_file is not None else default_prompts_file()
 
     # -- paths
 
@@ -453,6 +565,8 @@ class AsteriskSandbox:
         """Build if needed, install the config, mount /proc, start Asterisk, wait for ARI.
 
         A no-op (apart from waiting for ARI) when this sandbox's Asterisk already runs.
+        Either way callcore's prompts are rendered (what changed, when espeak-ng and sox
+        exist) and installed into the chroot: see ``install_prompts``.
         """
         _require_root("start the Asterisk sandbox")
         if not self.config_dir.is_dir():
@@ -461,6 +575,7 @@ class AsteriskSandbox:
         if pids:
             st = self._wait_for_ari(pids[0], timeout)
             st.notes.insert(0, "already running: left as it is")
+            self._prompts_on_up()  # new sound files need no restart
             return st
         if port_open("127.0.0.1", _port_of(self.ari_url)):
             raise SandboxError(
@@ -471,6 +586,7 @@ class AsteriskSandbox:
         self._prepare()
         installed = install_config(self.config_dir, self.etc_dir)
         self._log(f"asterisk sandbox: installed {len(installed)} config files from {self.config_dir}")
+        self._prompts_on_up()
         self.console_log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.console_log_path.open("ab") as out:
             out.write(f"\n=== callcore sandbox start {time.strftime('%F %T')} ===\n".encode())
@@ -589,6 +705,50 @@ class AsteriskSandbox:
                 break
             time.sleep(0.1)
         return left
+
+    # -- prompts (callcore's own sounds; see callcore.prompts and docs/prompts.md)
+
+    def install_prompts(self, src_dir: Path | None = None) -> list[str]:
+        """Copy rendered prompts (``<lang>/...`` under ``src_dir``) into the chroot's sounds dir.
+
+        ``src_dir`` defaults to ``self.sounds_dir``. Files land in
+        ``/usr/share/asterisk/sounds/<lang>/...`` of the chroot (symlinks such as Debian's
+        ``en`` → ``en_US_f_Allison`` are followed inside the chroot), mode 0644, so
+        ``sound:callcore/welcome`` with language ``nl`` plays ``nl/callcore/welcome.wav``.
+        Each ``<lang>/callcore`` directory ends up holding exactly the source's files.
+        Works while Asterisk runs (it opens sound files per playback). Returns the
+        relative paths that were new or changed.
+        """
+        src = Path(src_dir) if src_dir is not None else self.sounds_dir
+        if not self.built:
+            raise SandboxError("the Asterisk sandbox is not built yet: `callcore asterisk up` first")
+        if not src.is_dir():
+            raise SandboxError(f"no rendered prompts in {src}: run `python -m callcore.prompts render`")
+        changed = install_sounds(src, self.root)
+        self._log(
+            f"asterisk sandbox: prompts from {src}: {len(changed)} file(s) installed or updated "
+            f"in {SOUNDS_DIR_IN_ROOT}"
+        )
+        return changed
+
+    def _prompts_on_up(self) -> None:
+        """Render what changed (when espeak-ng and sox exist), then install; never fails ``up``."""
+        from callcore import prompts
+
+        try:
+            if prompts.tools_available() and self.prompts_file.is_file():
+                prompts.render_prompts(self.prompts_file, self.sounds_dir, log=self._log)
+            elif not (self.sounds_dir.is_dir() and prompts.rendered_files(self.sounds_dir)):
+                self._log(
+                    "asterisk sandbox: note: callcore's prompts are not rendered and espeak-ng/sox are "
+                    "missing (scripts/install-system-deps.sh): sound:callcore/... will not play"
+                )
+                return
+            else:
+                self._log("asterisk sandbox: note: espeak-ng/sox missing: installing the prompts rendered earlier")
+            self.install_prompts()
+        except (prompts.PromptError, SandboxError, OSError) as exc:
+            self._log(f"asterisk sandbox: warning: prompts not installed: {exc}")
 
     # -- commands
 
