@@ -12,6 +12,9 @@ CUSTOMERS = {
     "654321": {"id": "C-2002", "segment": "silver", "account": {"open_balance": 0, "status": "active"}},
 }
 
+# Known callers (by caller number, as the IVR's identify step asks).
+CALLERS = {"+31612345678": "123456"}
+
 
 class FakeCrm:
     def __init__(self, slow_seconds: float = 5.0) -> None:
@@ -42,7 +45,8 @@ class FakeCrm:
 
     def _found(self, params: dict[str, str]) -> web.Response:
         self.requests.append(params)
-        customer = CUSTOMERS.get(params.get("account", ""))
+        account = params.get("account") or CALLERS.get(params.get("caller", ""), "")
+        customer = CUSTOMERS.get(account)
         if customer is None:
             return web.json_response({"message": "unknown account"}, status=404)
         return web.json_response(customer)

@@ -39,6 +39,8 @@ OWNED_DIRS = (
     "var/lib/asterisk",
     "var/log/asterisk",
     "var/spool/asterisk",
+    # ARI stores recordings (voicemail, call recordings) here; Debian's package does not create it.
+    "var/spool/asterisk/recording",
     "var/cache/asterisk",
 )
 BUILD_TIMEOUT = 1800.0
