@@ -14,10 +14,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_given_the_shipped_example_when_loaded_then_it_is_valid():
-    config = load_config(REPO / "config" / "callcore.yaml", known_flows={"say_digit"})
-    assert config.inbound.dids == {"1000": "say_digit"}
+    from callcore import prompts
+
+    # Every sound the example plays is one of callcore's prompts (or Asterisk's digits/numbers).
+    config = load_config(REPO / "config" / "callcore.yaml", known_sounds=prompts.prompt_names())
+    assert config.inbound.dids["1000"] == "telco" and config.inbound.default_flow == "telco"
+    assert set(config.flows) == {"telco"} and "office" in config.schedules
     assert config.state_dir == (REPO / ".state").resolve()
-    assert len(config.version) == 12
+    assert len(config.version) == 12 and config.warnings == []
 
 
 def test_given_several_errors_when_loaded_then_each_names_its_yaml_path_and_line(tmp_path):
