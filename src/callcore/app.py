@@ -13,7 +13,7 @@ import structlog
 
 from callcore.ari.client import AriClient
 from callcore.ari.dispatch import OrderedDispatcher
-from callcore.ari.errors import ApplicationReplaced
+from callcore.ari.errors import ApplicationReplaced, AriError
 from callcore.ari.events import AriEvent
 from callcore.ari.stream import AriEventStream, Backoff
 from callcore.calls.runtime import CallRuntime, Handler
@@ -21,6 +21,7 @@ from callcore.config import CallcoreConfig, ConfigError, load_config
 from callcore.events import utcnow
 from callcore.ivr.lookup import LookupClient
 from callcore.ivr.registry import CODE_FLOWS, make_router
+from callcore.ivr.sounds import ari_sounds
 from callcore.store import EmbeddedPostgres, EventWriter, create_pool, migrate
 
 log = structlog.get_logger("callcore")
@@ -122,7 +123,15 @@ class CallcoreApp:
         if source is None:
             return ReloadResult(False, self.config.version, ["no config file to reload from"])
         try:
-            new = await asyncio.to_thread(load_config, source, known_flows=set(CODE_FLOWS) | set(self._flows or {}))
+            # Asterisk itself says which sounds exist, so a reload cannot bring in a prompt it would not play.
+            sounds = await ari_sounds(self.ari) if self.stream.stats.connected else None
+        except AriError as exc:
+            log.warning("could not list Asterisk's sounds; reloading without the sound check", error=str(exc))
+            sounds = None
+        try:
+            new = await asyncio.to_thread(
+                load_config, source, known_flows=set(CODE_FLOWS) | set(self._flows or {}), known_sounds=sounds
+            )
         except ConfigError as exc:
             result = ReloadResult(False, self.config.version, [str(i) for i in exc.issues])
             log.error("config reload rejected; the running config stays", errors=result.errors)

@@ -199,8 +199,9 @@ def _how_to_call(config: CallcoreConfig) -> str:
     dids = ", ".join(f"{d} → {f}" for d, f in config.inbound.dids.items()) or "(none configured)"
     return (
         "callcore is starting. Inbound numbers: " + dids + "\n"
-        "Call it from this machine with sipp (RFC 2833 DTMF, hangs up after 10 s):\n"
-        "  sipp -sn uac -s 1000 -m 1 -d 10000 127.0.0.1:5060\n"
+        "Call it from this machine with sipp (a 20 s call, no digits):\n"
+        "  sipp -sn uac -s 1000 -m 1 -d 20000 127.0.0.1:5060\n"
+        "or with DTMF (RFC 2833), from the repository: .venv/bin/python -m tests.sip.call 1000 3 1 123456#\n"
         "or with a softphone: SIP server 127.0.0.1:5060 (UDP), no registration, dial 1000.\n"
         "Stop with Ctrl-C (drains live calls first)."
     )

@@ -59,3 +59,15 @@ def test_asterisk_status_and_cli_talk_to_the_sandbox(asterisk):
     assert status.returncode == 0 and "ARI answers" in status.stdout
     cli = callcore("asterisk", "cli", "pjsip show endpoints")
     assert cli.returncode == 0 and "agent01" in cli.stdout and "trunk" in cli.stdout
+
+
+def test_check_config_draws_a_flow_as_a_tree_and_as_graphviz():
+    example = str(REPO / "config" / "callcore.yaml")
+    tree = callcore("check-config", example, "--graph", "telco")
+    assert tree.returncode == 0, tree.stderr
+    assert "check_hours [hours]" in tree.stdout and "9 → retention [play]" in tree.stdout
+    dot = callcore("check-config", example, "--graph", "telco", "--dot")
+    assert dot.returncode == 0 and dot.stdout.lstrip().startswith("digraph")
+    assert '"main_menu" -> "retention"' in dot.stdout
+    missing = callcore("check-config", example, "--graph", "nope")
+    assert missing.returncode == 1 and "no flow named 'nope'" in missing.stderr

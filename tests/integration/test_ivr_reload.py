@@ -35,6 +35,7 @@ flows:
 V1 = CONFIG.format(first="hello-world", last="goodbye")
 V2 = CONFIG.format(first="vm-goodbye", last="vm-goodbye")
 BROKEN = V2.replace("next: bye", "next: nowhere")
+MISSING_SOUND = V2.replace("[vm-goodbye]}", "[no-such-prompt]}")
 
 
 async def wait_until(pred, timeout: float = 15.0, what: str = "condition"):
@@ -74,6 +75,10 @@ async def test_given_a_reload_during_a_call_then_that_call_keeps_its_version_and
         bad = await app.reload()
         assert not bad.ok and any("nowhere" in e for e in bad.errors)
         assert app.config.version == result.version  # the running config is unchanged
+        path.write_text(MISSING_SOUND)  # Asterisk has no such sound: checked against ARI's own list
+        missing = await app.reload()
+        assert not missing.ok and any("no-such-prompt" in e for e in missing.errors)
+        assert app.config.version == result.version
         third = await asyncio.to_thread(run_caller, "6000", [], bye_timeout_ms=30_000)
         third.check()
 
