@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps prompts run test test-unit asterisk-up asterisk-down asterisk-status bench clean
+.PHONY: help venv system-deps prompts lint run test test-unit asterisk-up asterisk-down asterisk-status bench clean
 
 help:
 	@echo "make run    - install, start the Asterisk sandbox and PostgreSQL, run callcore in the foreground"
@@ -41,7 +41,10 @@ run: venv system-deps
 	$(VENV)/bin/callcore asterisk up
 	$(VENV)/bin/callcore run --config config/callcore.yaml
 
-test: venv system-deps
+lint: venv
+	$(VENV)/bin/ruff check src tests bench scripts
+
+test: venv system-deps lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 test-unit: venv

@@ -14,7 +14,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from callcore.ari.client import AriClient  # noqa: E402

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from callcore.ivr.report import ivr_report
 from tests.fakes.crm import FakeCrm
 from tests.integration.conftest import start_app
 from tests.sip import AgentPhone, Dtmf, PstnPhone, run_caller
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +30,6 @@ ALWAYS_OPEN = {"timezone": "Europe/Amsterdam", "weekly": {d: ["00:00-24:00"] for
 NEVER_OPEN = {"timezone": "Europe/Amsterdam", "weekly": {}}
 
 
-async def wait_until(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -9,16 +9,11 @@ import pytest
 from callcore.app import CallcoreApp
 from callcore.store.queries import call_events_for
 from tests.sip import Dtmf, run_caller, run_callers
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-async def wait_until(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_given_a_caller_on_did_1000_when_they_press_7_then_callcore_reads_it_back_and_stores_the_story(

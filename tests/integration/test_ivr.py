@@ -14,17 +14,12 @@ from callcore.ivr.registry import CODE_FLOWS
 from tests.fakes.crm import FakeCrm
 from tests.integration.conftest import start_app
 from tests.sip import AgentPhone, Dtmf, run_caller
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 TEST_FLOWS = Path(__file__).resolve().parents[1] / "data" / "ivr_test.yaml"
 
 
-async def wait_until(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

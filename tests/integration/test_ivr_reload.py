@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from callcore.config import load_config
 from callcore.ivr.registry import CODE_FLOWS
 from tests.integration.conftest import start_app
 from tests.sip import run_caller
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]
@@ -38,12 +38,6 @@ BROKEN = V2.replace("next: bye", "next: nowhere")
 MISSING_SOUND = V2.replace("[vm-goodbye]}", "[no-such-prompt]}")
 
 
-async def wait_until(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def media_of(app, call_id) -> list[str]:

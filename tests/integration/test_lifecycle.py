@@ -16,17 +16,12 @@ from callcore.calls.call import Call
 from callcore.store.queries import call_events_for
 from tests.integration.conftest import make_config, start_app
 from tests.sip import AgentPhone, Dtmf, run_caller
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def wait_until(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_given_asterisk_restarts_during_a_call_then_callcore_closes_it_reconnects_and_takes_the_next_call(

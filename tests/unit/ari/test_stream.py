@@ -8,6 +8,7 @@ from callcore.ari.errors import ApplicationReplaced
 from callcore.ari.events import AriEvent, StasisStart, UnknownEvent
 from callcore.ari.stream import AriEventStream, Backoff
 from tests.fakes.fake_ari import APP, FakeAri
+from tests.waiting import wait_until
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
@@ -21,10 +22,6 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     assert b.next_delay(rng) <= 0.5
 
 
-async def wait_until(pred, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)
 
 
 async def test_given_a_dropped_websocket_when_asterisk_comes_back_then_stream_reconnects_and_resyncs(

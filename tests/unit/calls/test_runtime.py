@@ -8,12 +8,9 @@ from callcore.calls.runtime import CALL_ID_VARIABLE, CallRuntime
 from callcore.events import EventType
 from tests.fakes.fake_ari import FakeAri
 from tests.fakes.sinks import RecordingSink
+from tests.waiting import wait_until
 
 
-async def wait_until(pred, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
 
 
 class Harness:
