@@ -52,6 +52,28 @@ class CallEvent:
             raise ValueError("CallEvent.at must be timezone-aware")
 
 
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """An agent's state change (login, ready, reserved, on_call, wrap_up, paused, logged_out).
+
+    Stored in ``agent_events`` by the same writer as call events, in the same batches: occupancy, adherence
+    and "who was offered what" reports join the two by ``call_id``.
+    """
+
+    agent_id: str
+    state: str
+    at: datetime
+    previous: str | None = None
+    reason: str | None = None
+    call_id: uuid.UUID | None = None
+    queue: str | None = None
+    event_id: uuid.UUID = field(default_factory=uuid7)
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError("AgentEvent.at must be timezone-aware")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -59,4 +81,4 @@ def utcnow() -> datetime:
 class EventSink(Protocol):
     """Where services send events. ``emit`` never blocks and never raises on database trouble."""
 
-    def emit(self, event: CallEvent) -> None: ...
+    def emit(self, event: CallEvent | AgentEvent) -> None: ...

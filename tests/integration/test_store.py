@@ -42,16 +42,21 @@ def at(sec: float) -> datetime:
 # ---- migrations -------------------------------------------------------------------------------------------
 
 
+SHIPPED = sorted(int(p.name[:4]) for p in default_migrations_dir().glob("[0-9][0-9][0-9][0-9]_*.sql"))
+NEXT = SHIPPED[-1] + 1
+
+
 async def test_migrations_apply_once_and_are_idempotent(pg_dsn: str) -> None:
-    assert await migrate(pg_dsn) == [1, 2]
+    assert SHIPPED[:3] == [1, 2, 3]
+    assert await migrate(pg_dsn) == SHIPPED
     assert await migrate(pg_dsn) == []
     conn = await asyncpg.connect(pg_dsn)
     try:
         rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "events"), (2, "calls")]
+        assert [(r["version"], r["name"]) for r in rows][:3] == [(1, "events"), (2, "calls"), (3, "agent_events")]
         assert all(len(r["checksum"]) == 64 for r in rows)
         tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"call_events", "calls", "schema_migrations"} <= tables
+        assert {"call_events", "calls", "agent_events", "schema_migrations"} <= tables
     finally:
         await conn.close()
 
@@ -59,9 +64,9 @@ async def test_migrations_apply_once_and_are_idempotent(pg_dsn: str) -> None:
 async def test_changed_checksum_is_an_error(pg_dsn: str, tmp_path: Path) -> None:
     migs = tmp_path / "sql"
     shutil.copytree(default_migrations_dir(), migs)
-    assert await migrate(pg_dsn, migs) == [1, 2]
-    (migs / "0003_extra.sql").write_text("CREATE TABLE extra (x int);\n")
-    assert await migrate(pg_dsn, migs) == [3]
+    assert await migrate(pg_dsn, migs) == SHIPPED
+    (migs / f"{NEXT:04d}_extra.sql").write_text("CREATE TABLE extra (x int);\n")
+    assert await migrate(pg_dsn, migs) == [NEXT]
     with open(migs / "0002_calls.sql", "a") as f:
         f.write("\n-- edited after being applied\n")
     with pytest.raises(MigrationError, match=r"0002_calls\.sql was applied .* checksum"):
@@ -71,12 +76,12 @@ async def test_changed_checksum_is_an_error(pg_dsn: str, tmp_path: Path) -> None
 async def test_failed_migration_rolls_back(pg_dsn: str, tmp_path: Path) -> None:
     migs = tmp_path / "sql"
     shutil.copytree(default_migrations_dir(), migs)
-    (migs / "0003_broken.sql").write_text("CREATE TABLE half (x int);\nSELECT no_such_function();\n")
-    with pytest.raises(MigrationError, match="0003_broken.sql failed"):
+    (migs / f"{NEXT:04d}_broken.sql").write_text("CREATE TABLE half (x int);\nSELECT no_such_function();\n")
+    with pytest.raises(MigrationError, match=f"{NEXT:04d}_broken.sql failed"):
         await migrate(pg_dsn, migs)
     conn = await asyncpg.connect(pg_dsn)
     try:
-        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 2
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == SHIPPED[-1]
         assert await conn.fetchval("SELECT to_regclass('half')") is None
     finally:
         await conn.close()
@@ -84,7 +89,7 @@ async def test_failed_migration_rolls_back(pg_dsn: str, tmp_path: Path) -> None:
 
 async def test_concurrent_migrations_do_not_race(pg_dsn: str) -> None:
     results = await asyncio.gather(*(migrate(pg_dsn) for _ in range(5)))
-    assert sorted(results) == [[], [], [], [], [1, 2]]
+    assert sorted(results) == [[], [], [], [], SHIPPED]
 
 
 # ---- writer -----------------------------------------------------------------------------------------------
@@ -292,3 +297,25 @@ async def test_postgres_stopped_mid_stream_loses_nothing(pg_server: EmbeddedPost
     assert (s.written, s.dropped, s.rejected, s.buffered) == (5000, 0, 0, 0)
     stored = [r["event_id"] for r in await pg_pool.fetch("SELECT event_id FROM call_events ORDER BY id")]
     assert stored == [e.event_id for e in events]
+
+
+async def test_agent_events_are_written_with_call_events_in_order_and_idempotently(pg_pool: asyncpg.Pool) -> None:
+    from callcore.events import AgentEvent
+
+    c = uuid.uuid4()
+    w = EventWriter(pg_pool)
+    await w.start()
+    first = AgentEvent("agent01", "ready", at(1), previous="logged_out", reason="login")
+    w.emit(first)
+    w.emit(CallEvent(c, EventType.CALL_STARTED, at(2), "chan-1", {"direction": "inbound", "did": "1000"}))
+    w.emit(AgentEvent("agent01", "reserved", at(3), previous="ready", call_id=c, queue="support"))
+    w.emit(AgentEvent("agent01", "on_call", at(4), previous="reserved", call_id=c, queue="support"))
+    w.emit(first)  # a retried event: stored once
+    await w.flush()
+    rows = await pg_pool.fetch("SELECT agent_id, state, previous, reason, call_id, queue FROM agent_events ORDER BY id")
+    assert [(r["state"], r["previous"]) for r in rows] == [
+        ("ready", "logged_out"), ("reserved", "ready"), ("on_call", "reserved")]
+    assert rows[1]["call_id"] == c and rows[1]["queue"] == "support" and rows[0]["reason"] == "login"
+    assert (await call_row(pg_pool, c))["did"] == "1000"
+    assert w.stats.written == 5 and w.stats.rejected == 0
+    await w.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
-from callcore.events import CallEvent, EventType
+from callcore.events import AgentEvent, CallEvent, EventType
 
 VARIABLES_SET = "variables_set"  # proposed for callcore.events.EventType
 
@@ -226,4 +226,29 @@ def patch_columns(patches: list[CallPatch]) -> tuple[list[Any], ...]:
         [p.ended_at for p in patches],
         [p.disposition for p in patches],
         [dumps(p.variables) for p in patches],
+    )
+
+
+# Agent state changes: appended as they are (no projection), idempotent on event_id.
+INSERT_AGENT_EVENTS_SQL = """
+INSERT INTO agent_events (event_id, agent_id, occurred_at, state, previous, reason, call_id, queue)
+SELECT e.event_id, e.agent_id, e.occurred_at, e.state, e.previous, e.reason, e.call_id, e.queue
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[])
+     WITH ORDINALITY AS e(event_id, agent_id, occurred_at, state, previous, reason, call_id, queue, ord)
+ORDER BY e.ord
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def agent_event_columns(events: list[AgentEvent]) -> tuple[list[Any], ...]:
+    """The eight array parameters of INSERT_AGENT_EVENTS_SQL."""
+    return (
+        [e.event_id for e in events],
+        [e.agent_id for e in events],
+        [e.at for e in events],
+        [e.state for e in events],
+        [e.previous for e in events],
+        [e.reason for e in events],
+        [e.call_id for e in events],
+        [e.queue for e in events],
     )

@@ -34,10 +34,12 @@ from typing import Any, Callable, Sequence
 import asyncpg
 import structlog
 
-from callcore.events import CallEvent
+from callcore.events import AgentEvent, CallEvent
 from callcore.store.projection import (
+    INSERT_AGENT_EVENTS_SQL,
     INSERT_EVENTS_SQL,
     UPDATE_CALLS_SQL,
+    agent_event_columns,
     changes_row,
     event_columns,
     fold,
@@ -47,7 +49,7 @@ from callcore.store.projection import (
 log = structlog.get_logger("callcore.store")
 
 # (monotonic time of emit, event)
-Entry = tuple[float, CallEvent]
+Entry = tuple[float, CallEvent | AgentEvent]
 # Called after each committed batch with its entries and the monotonic time of the commit.
 CommitHook = Callable[[Sequence[Entry], float], None]
 
@@ -141,13 +143,13 @@ class EventWriter:
 
     # ---- EventSink -------------------------------------------------------------------------------------
 
-    def emit(self, event: CallEvent) -> None:
+    def emit(self, event: CallEvent | AgentEvent) -> None:
         """Queue ``event`` for writing. Never blocks; never raises on database trouble."""
         size = len(self._buf) + self._inflight
         if self._closed or size >= self.buffer_max:
             self._drop(event, "writer closed" if self._closed else "buffer full")
             return
-        if not isinstance(event, CallEvent):
+        if not isinstance(event, (CallEvent, AgentEvent)):
             self._rejected += 1
             log.error("event_writer.not_an_event", value=repr(event)[:500])
             return
@@ -317,8 +319,7 @@ class EventWriter:
             self._finished += 1
             log.error(
                 "event_writer.event_rejected", error=f"{type(exc).__name__}: {exc}", event_id=str(ev.event_id),
-                call_id=str(ev.call_id), type=ev.type, channel_id=ev.channel_id, at=ev.at.isoformat(),
-                data=repr(ev.data)[:4000],
+                rejected_event=repr(ev)[:4000],
             )
             return
         mid = len(batch) // 2
@@ -326,7 +327,9 @@ class EventWriter:
         await self._write_resilient(batch[mid:])
 
     async def _write_once(self, batch: list[Entry]) -> None:
-        events = [e for _, e in batch]
+        everything = [e for _, e in batch]
+        events = [e for e in everything if isinstance(e, CallEvent)]
+        agent_events = [e for e in everything if isinstance(e, AgentEvent)]
         cols = event_columns(events)  # may raise ValueError: a data error, isolated by bisection
         started = time.monotonic()
         async with asyncio.timeout(self.write_timeout):
@@ -341,7 +344,9 @@ class EventWriter:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from exc
             try:
                 async with conn.transaction():
-                    rows = await conn.fetch(INSERT_EVENTS_SQL, *cols)
+                    if agent_events:
+                        await conn.execute(INSERT_AGENT_EVENTS_SQL, *agent_event_columns(agent_events))
+                    rows = await conn.fetch(INSERT_EVENTS_SQL, *cols) if events else []
                     inserted = {r["event_id"] for r in rows}
                     if len(inserted) == len(events):
                         new = events
@@ -357,10 +362,10 @@ class EventWriter:
             finally:
                 await conn_cm.__aexit__(None, None, None)
         now = time.monotonic()
-        self._written += len(events)
+        self._written += len(everything)
         self._duplicates += len(events) - len(new)
         self._batches += 1
-        self._finished += len(events)
+        self._finished += len(everything)
         self._last_flush_latency = now - started
         self._last_commit_lag = now - batch[0][0]
         if self.on_commit is not None:

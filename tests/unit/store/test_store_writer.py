@@ -203,7 +203,7 @@ async def test_bad_event_is_isolated_rejected_and_the_rest_written_in_order() ->
     rejected = [entry for entry in logs if entry["event"] == "event_writer.event_rejected"]
     assert len(rejected) == 1
     assert rejected[0]["log_level"] == "error" and rejected[0]["event_id"] == str(bad.event_id)
-    assert "'n': 37" in rejected[0]["data"]
+    assert "'n': 37" in rejected[0]["rejected_event"]
     assert db.attempts <= 2 * 7 + 1  # bisection: O(log n) failed attempts
 
 
