@@ -11,6 +11,7 @@ from pathlib import Path
 
 import structlog
 
+from callcore.acd.service import AcdService
 from callcore.ari.client import AriClient
 from callcore.ari.dispatch import OrderedDispatcher
 from callcore.ari.errors import ApplicationReplaced, AriError
@@ -20,7 +21,10 @@ from callcore.calls.runtime import CallRuntime, Handler
 from callcore.config import CallcoreConfig, ConfigError, load_config
 from callcore.events import utcnow
 from callcore.ivr.lookup import LookupClient
+from callcore.calls.call import Call
+from callcore.ivr.commands import Queue
 from callcore.ivr.registry import CODE_FLOWS, make_router
+from callcore.ivr.runner import bridge_to_endpoint
 from callcore.ivr.sounds import ari_sounds
 from callcore.store import EmbeddedPostgres, EventWriter, create_pool, migrate
 
@@ -89,10 +93,14 @@ class CallcoreApp:
             cfg.ari.app,
             request_timeout=cfg.ari.request_timeout,
         )
+        self.acd = AcdService(cfg.acd(), self.writer)
+        for agent_id, agent in cfg.agents.items():
+            if agent.login_at_start:
+                self.acd.login(agent_id)
         self.runtime = CallRuntime(
             self.ari,
             self.writer,
-            make_router(cfg, self.lookups, code_flows=self._flows),
+            make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler),
             on_handler_error=cfg.calls.on_handler_error,
             fallback_context=cfg.calls.fallback_context,
             config_version=cfg.version,
@@ -143,13 +151,20 @@ class CallcoreApp:
             if getattr(new, key) != getattr(self.config, key)
         ]
         applied = new.model_copy(update={k: getattr(self.config, k) for k in RESTART_ONLY})
-        self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows)
+        self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows,
+                                          queue_handler=self.queue_handler)
         self.runtime.config_version = applied.version
         old_version, self.config = self.config.version, applied
         result = ReloadResult(True, applied.version, warnings=warnings)
         log.info("config reloaded", old_version=old_version, version=applied.version, warnings=warnings)
         self._write_reload_status(result)
         return result
+
+    async def queue_handler(self, call: Call, cmd: Queue) -> str:
+        """An IVR queue node: the ACD for queues it knows; else the node's interim endpoint, if any."""
+        if cmd.queue in self.acd.config.queues:
+            return await self.acd.handle(call, cmd)
+        return await bridge_to_endpoint(call, cmd)
 
     def _write_reload_status(self, result: ReloadResult) -> None:
         try:

@@ -40,6 +40,7 @@ from callcore.acd.model import (
     caller_skills,
 )
 from callcore.acd.policies import (
+    AGENT_STATES,
     DEFAULT_POLICY,
     POLICIES,
     AgentView,
@@ -61,6 +62,7 @@ from callcore.acd.router import (
 from callcore.acd.validate import check_acd, validate_acd
 
 __all__ = [
+    "AGENT_STATES",
     "DEFAULT_POLICY",
     "POLICIES",
     "AcdConfig",

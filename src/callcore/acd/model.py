@@ -134,6 +134,7 @@ class AgentConfig(_Model):
     queues: list[str] = Field(default_factory=list)
     max_calls: int = Field(1, ge=1, le=100)
     wrap_up_seconds: float | None = Field(None, ge=0, le=3600, description="overrides the queue's wrap-up")
+    login_at_start: bool = Field(False, description="logged in (ready) when callcore starts: demo and kiosk lines")
 
 
 class AcdConfig(_Model):

@@ -97,6 +97,8 @@ def route(
         if not candidates:
             continue
         best = policy.agent_rank(caller, candidates, queues, now)[0]
+        if best.id not in free or best not in candidates:
+            raise ValueError(f"policy {policy.name!r} ranked agent {best.id!r}, which is not eligible for {caller.id!r}")
         if scorer is not None:
             score = tuple(scorer(caller, best, queues, now))
         else:

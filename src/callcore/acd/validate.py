@@ -146,9 +146,9 @@ def _check_queue(out: _Issues, qname: str, queue: QueueConfig, acd: AcdConfig, s
                 out.warn(sat + ("add_agents_from", j), "the queue's own agents are always eligible")
 
     serving = [a for a in acd.agents.values() if qname in a.queues]
+    borrowed = {o for s in queue.relaxation for o in s.add_agents_from}
     if not serving:
-        pooled = any(qname in s.add_agents_from for q in queues.values() for s in q.relaxation)
-        if not pooled:
+        if not any(set(a.queues) & borrowed for a in acd.agents.values()):
             out.warn(at, "no agent serves this queue: its callers are never answered by an agent")
     elif queue.required_skills and not any(
         all(a.skills.get(s, 0) >= lvl for s, lvl in queue.required_skills.items()) for a in serving

@@ -122,7 +122,8 @@ class Call:
                 fut.exception()  # mark retrieved: a waiter may already have given up
         for leg in self.legs.values():
             if not leg.answered.done():
-                leg.answered.cancel()
+                leg.answered.set_exception(CallHungUp())
+                leg.answered.exception()  # retrieved: nobody may be waiting any more
 
     def _check(self) -> None:
         if self.gone:
@@ -132,7 +133,7 @@ class Call:
         """Wait for ``fut`` unless the call goes away first (CallHungUp) or ``timeout`` passes."""
         self._check()
         done, _ = await asyncio.wait({fut, self._gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if fut in done:
+        if fut in done and not fut.cancelled():
             return fut.result()
         if self.gone:
             raise CallHungUp()
@@ -226,13 +227,23 @@ class Call:
         except (AriNotFound, AriConflict) as exc:
             raise CallHungUp() from exc
 
+    async def wait_for(self, fut: asyncio.Future[Any], timeout: float | None = None) -> Any:
+        """Await ``fut`` unless the caller hangs up first (CallHungUp) or ``timeout`` passes (TimeoutError)."""
+        return await self._wait(fut, timeout)
+
     async def play(
-        self, media: str | Iterable[str], *, interrupt: str | None = None, lang: str | None = None
+        self,
+        media: str | Iterable[str],
+        *,
+        interrupt: str | None = None,
+        lang: str | None = None,
+        channel_id: str | None = None,
     ) -> str | None:
         """Play one or more media URIs and wait until they finish.
 
         ``interrupt``: digits that stop the playback (barge-in); the digit stays queued as input for the
         next ``collect``. Returns the interrupting digit or None. A digit typed ahead skips the prompt.
+        ``channel_id``: play to one of the call's legs instead (e.g. a whisper to the agent).
         """
         self._check()
         items = [media] if isinstance(media, str) else list(media)
@@ -243,7 +254,7 @@ class Call:
         self._playbacks[playback_id] = finished
         try:
             await self.ari.channels.play(
-                self.channel_id, items, playback_id=playback_id, lang=lang or self.language
+                channel_id or self.channel_id, items, playback_id=playback_id, lang=lang or self.language
             )
         except (AriNotFound, AriConflict) as exc:
             self._playbacks.pop(playback_id, None)

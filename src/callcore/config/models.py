@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
+from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig
 from callcore.ivr.model import Flow, IvrConfig, Schedule
 
 
@@ -95,6 +96,9 @@ class CallcoreConfig(Section):
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     flows: dict[str, Flow] = Field(default_factory=dict)
+    skills: list[str] = Field(default_factory=list)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    queues: dict[str, QueueConfig] = Field(default_factory=dict)
 
     # Not from YAML: where the file was, and a fingerprint recorded with every call.
     source: Path | None = Field(None, exclude=True)
@@ -104,6 +108,9 @@ class CallcoreConfig(Section):
     def ivr(self) -> IvrConfig:
         """The flows and schedules as one validated unit (what a call keeps for its IVR session)."""
         return IvrConfig(flows=self.flows, schedules=self.schedules)
+
+    def acd(self) -> AcdConfig:
+        return AcdConfig(skills=self.skills, agents=self.agents, queues=self.queues)
 
 
 class EnvOverrides(BaseSettings):
@@ -148,6 +155,12 @@ def load_config(
 
         ivr_errors, warnings = validate_ivr(config.ivr(), lines=lines, file=str(path), known_sounds=known_sounds)
         issues.extend(ivr_errors)
+        if config.queues or config.agents:
+            from callcore.acd.validate import validate_acd
+
+            acd_errors, acd_warnings = validate_acd(config.acd(), lines=lines, file=str(path), ivr=config.ivr())
+            issues.extend(acd_errors)
+            warnings = [*warnings, *acd_warnings]
     ari = data.get("ari") if isinstance(data.get("ari"), dict) else {}
     if not ari.get("password"):
         issues.append(

@@ -1,0 +1,340 @@
+"""The live ACD: callers wait in queues, the pure router picks (caller, agent) pairs, phones ring.
+
+Ownership: each waiting caller is driven by its own call task (``handle``, the IVR's queue handler): it
+waits for an assignment, rings the assigned agent's phone, bridges, and stays until the call ends. This
+service only owns the shared state — who waits, each agent's status — and decides assignments with
+``router.route``; it never does telephony for a call itself. Every agent state change is an ``AgentEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from callcore.acd import agent_state as st
+from callcore.acd.model import AcdConfig, QueueConfig, caller_skills
+from callcore.acd.policies import DEFAULT_POLICY, CallerView, RoutingPolicy
+from callcore.acd.router import max_wait_reached, next_relaxation_at, only_offered_left, queue_full, route
+from callcore.calls.call import Call, CallHungUp, OriginateFailed
+from callcore.events import AgentEvent, EventSink, utcnow
+from callcore.ivr.commands import IvrEventType
+from callcore.ivr.commands import Queue
+
+log = structlog.get_logger("callcore.acd")
+
+
+class AcdEventType:
+    QUEUED = "queued"  # data: queue, priority, skills, position
+    OFFERED = "offered"  # data: queue, agent, wait_seconds
+    AGENT_NO_ANSWER = "agent_no_answer"  # data: queue, agent
+    CONNECTED = "connected"  # data: queue, agent, wait_seconds
+    ABANDONED = "abandoned"  # data: queue, wait_seconds, while ("waiting" | "ringing")
+    OVERFLOW = "overflow"  # data: queue, reason ("max_wait" | "max_length" | "no_agents"), action, target
+    ANNOUNCEMENT = "announcement"  # data: queue, position
+
+
+@dataclass
+class QueuedCaller:
+    call: Call
+    queue: str
+    priority: int
+    enqueued_at: float
+    skills: dict[str, int]
+    offered_to: set[str] = field(default_factory=set)
+    assigned: str | None = None  # the agent the dispatcher picked (its phone rings)
+    wakeup: asyncio.Future[None] | None = None  # resolved to make the waiting task look again
+
+    @property
+    def id(self) -> str:
+        return str(self.call.call_id)
+
+    def view(self) -> CallerView:
+        return CallerView(self.id, self.queue, self.priority, self.enqueued_at, dict(self.skills),
+                          frozenset(self.offered_to))
+
+
+def _sound(item: str) -> str:
+    return item if ":" in item.split("/")[0] else f"sound:{item}"
+
+
+class AcdService:
+    def __init__(
+        self,
+        config: AcdConfig,
+        sink: EventSink,
+        *,
+        clock: Callable[[], float] | None = None,
+        policy: RoutingPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self._clock = clock
+        self.policy = policy
+        now = self.now()
+        self.agents: dict[str, st.AgentStatus] = {
+            agent_id: st.new_agent(agent_id, max_calls=cfg.max_calls, now=now)
+            for agent_id, cfg in config.agents.items()
+        }
+        self.waiting: dict[str, QueuedCaller] = {}  # in enqueue order; callers whose agent rings stay, assigned
+        self._wrap_timers: dict[str, asyncio.TimerHandle] = {}
+        self._dispatch_scheduled = False
+        self._relax_timer: asyncio.TimerHandle | None = None
+
+    def now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    # -- agent state ----------------------------------------------------------------------------------
+    def _apply(self, agent_id: str, event: object, *, call: Call | None = None, queue: str | None = None) -> None:
+        if agent_id not in self.agents:
+            raise KeyError(f"unknown agent {agent_id!r}")
+        status, transitions = st.apply(self.agents[agent_id], event, self.now())  # type: ignore[arg-type]
+        self.agents[agent_id] = status
+        for t in transitions:
+            self.sink.emit(AgentEvent(
+                agent_id, t.to_state, utcnow(), previous=t.from_state, reason=t.reason,
+                call_id=call.call_id if call is not None else _uuid(t.call_id), queue=queue,
+            ))
+        timer = self._wrap_timers.pop(agent_id, None)
+        if timer is not None:
+            timer.cancel()
+        if status.state == "wrap_up" and status.wrap_up_until is not None:
+            delay = max(0.0, status.wrap_up_until - self.now())
+            self._wrap_timers[agent_id] = asyncio.get_running_loop().call_later(delay, self._wrap_up_over, agent_id)
+        self._kick()
+
+    def _wrap_up_over(self, agent_id: str) -> None:
+        self._wrap_timers.pop(agent_id, None)
+        if self.agents[agent_id].state == "wrap_up":
+            self._apply(agent_id, st.WrapUpExpired())
+
+    # Service methods (the API and the CLI call these). Invalid ones raise st.InvalidTransition.
+    def login(self, agent_id: str, *, paused: bool = False) -> None:
+        self._apply(agent_id, st.Login(paused=paused))
+
+    def logout(self, agent_id: str) -> None:
+        self._apply(agent_id, st.Logout())
+
+    def ready(self, agent_id: str) -> None:
+        self._apply(agent_id, st.Ready())
+
+    def pause(self, agent_id: str, reason: str = "break") -> None:
+        self._apply(agent_id, st.Pause(reason))
+
+    def end_wrap_up(self, agent_id: str) -> None:
+        self._apply(agent_id, st.WrapUpExpired())
+
+    # -- dispatching ----------------------------------------------------------------------------------
+    def _kick(self) -> None:
+        """Route soon (once per loop iteration, however many changes asked for it)."""
+        if not self._dispatch_scheduled:
+            self._dispatch_scheduled = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        now = self.now()
+        free = {c.id: c for c in self.waiting.values() if c.assigned is None and not c.call.gone}
+        agents = [s.view(self.config.agents[a].skills, set(self.config.agents[a].queues))
+                  for a, s in self.agents.items()]
+        for caller in free.values():
+            # Every agent that could take this caller rang out: start a new round rather than wait forever.
+            if caller.offered_to and only_offered_left(caller.view(), agents, self.config.queues, now):
+                caller.offered_to.clear()
+        views = [c.view() for c in free.values()]
+        for offer in route(now, views, agents, self.config.queues, self.policy):
+            entry = free.pop(offer.caller_id)
+            self._apply(offer.agent_id, st.Offered(entry.id), call=entry.call, queue=entry.queue)
+            entry.assigned = offer.agent_id
+            entry.call.emit(AcdEventType.OFFERED, {"queue": entry.queue, "agent": offer.agent_id,
+                                                   "wait_seconds": round(now - entry.enqueued_at, 3)})
+            _wake(entry)
+        if self._relax_timer is not None:
+            self._relax_timer.cancel()
+        at = next_relaxation_at([c.view() for c in free.values()], self.config.queues, now)
+        self._relax_timer = asyncio.get_running_loop().call_later(at - now, self._kick) if at else None
+
+    # -- the IVR queue node ---------------------------------------------------------------------------
+    async def handle(self, call: Call, cmd: Queue) -> str:
+        """The IVR's queue node: queue the caller; return when the call is over ("bridged") or overflowed
+        ("overflow:<action>"). Runs in the call's own task."""
+        try:
+            skills = caller_skills(cmd.skills)
+        except ValueError as exc:
+            log.warning("bad caller skills from the IVR; using the queue's", error=str(exc))
+            skills = {}
+        return await self._serve(QueuedCaller(call, cmd.queue, cmd.priority, self.now(), skills))
+
+    async def _serve(self, entry: QueuedCaller) -> str:
+        call = entry.call
+        queue = self.config.queues.get(entry.queue)
+        if queue is None:
+            log.error("a caller was sent to an unknown queue", queue=entry.queue)
+            return "no_agents"
+        waiting_here = sum(1 for c in self.waiting.values() if c.queue == entry.queue)
+        if queue_full(queue, waiting_here):
+            return await self._overflow(entry, queue, "max_length")
+        if not self._staffed(entry.queue):
+            return await self._overflow(entry, queue, "no_agents")
+        self.waiting[entry.id] = entry
+        call.emit(AcdEventType.QUEUED, {"queue": entry.queue, "priority": entry.priority, "skills": entry.skills,
+                                        "position": self.position(entry)})
+        await self._hold_music(call, queue)
+        self._kick()
+        try:
+            while True:
+                agent_id = await self._wait_for_agent(entry, queue)
+                if agent_id is None:
+                    self.waiting.pop(entry.id, None)
+                    await self._stop_music(call)
+                    return await self._overflow(entry, queue, "max_wait")
+                if await self._ring(entry, queue, agent_id):
+                    return "bridged"
+        except CallHungUp:
+            wait = round(self.now() - entry.enqueued_at, 3)
+            call.emit(AcdEventType.ABANDONED, {"queue": entry.queue, "wait_seconds": wait,
+                                               "while": "ringing" if entry.assigned else "waiting"})
+            raise
+        finally:
+            self.waiting.pop(entry.id, None)
+            self._kick()
+
+    def position(self, entry: QueuedCaller) -> int:
+        """1-based place in line among callers of the same queue (priority first, then who came first)."""
+        ahead = [c for c in self.waiting.values() if c.queue == entry.queue and c is not entry
+                 and (c.priority, -c.enqueued_at) > (entry.priority, -entry.enqueued_at)]
+        return len(ahead) + 1
+
+    def _staffed(self, queue: str) -> bool:
+        """Is anyone logged in who could ever take a call of ``queue``? If not, waiting is pointless."""
+        q = self.config.queues[queue]
+        groups = {queue} | {g for step in q.relaxation for g in step.add_agents_from}
+        return any(s.state != "logged_out" and groups & set(self.config.agents[a].queues)
+                   for a, s in self.agents.items())
+
+    async def _stop_music(self, call: Call) -> None:
+        try:
+            await call.ari.channels.stop_moh(call.channel_id)
+        except Exception:  # noqa: BLE001 - already stopped, or the caller is gone
+            pass
+
+    async def _hold_music(self, call: Call, queue: QueueConfig) -> None:
+        try:
+            await call.ari.channels.start_moh(call.channel_id, queue.music_on_hold)
+        except Exception as exc:  # noqa: BLE001 - hold music is a nicety, never a reason to drop a caller
+            log.warning("could not start music on hold", error=str(exc))
+
+    async def _wait_for_agent(self, entry: QueuedCaller, queue: QueueConfig) -> str | None:
+        """Wait until the dispatcher assigns an agent; announce while waiting; None when max_wait passed."""
+        ann = queue.announcements
+        next_announcement = self.now() + ann.every if (ann.position or ann.periodic) else None
+        while entry.assigned is None:
+            now = self.now()
+            deadlines = [d for d in (next_announcement,
+                                     entry.enqueued_at + queue.max_wait if queue.max_wait else None) if d]
+            timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            entry.wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await entry.call.wait_for(entry.wakeup, timeout)
+            except TimeoutError:
+                pass
+            if entry.assigned is not None:
+                break
+            now = self.now()
+            if max_wait_reached(queue, now - entry.enqueued_at):
+                return None
+            if next_announcement is not None and now >= next_announcement:
+                await self._announce(entry, queue)
+                next_announcement = self.now() + ann.every
+        return entry.assigned
+
+    async def _announce(self, entry: QueuedCaller, queue: QueueConfig) -> None:
+        media: list[str] = []
+        position = self.position(entry)
+        if queue.announcements.position:
+            media += ["sound:callcore/queue-position", f"number:{position}", "sound:callcore/queue-position-end"]
+        media += [_sound(m) for m in queue.announcements.periodic]
+        if not media:
+            return
+        entry.call.emit(AcdEventType.ANNOUNCEMENT, {"queue": entry.queue, "position": position})
+        await self._stop_music(entry.call)
+        try:
+            await entry.call.play(media)
+        finally:
+            if not entry.call.gone and entry.assigned is None:
+                await self._hold_music(entry.call, queue)
+
+    async def _ring(self, entry: QueuedCaller, queue: QueueConfig, agent_id: str) -> bool:
+        """Ring the agent; True once the call was connected and is over; False on no answer (back in line)."""
+        call = entry.call
+        agent = self.config.agents[agent_id]
+        try:
+            leg = await call.originate(agent.endpoint, timeout=queue.ring_timeout)
+        except OriginateFailed:
+            call.emit(AcdEventType.AGENT_NO_ANSWER, {"queue": entry.queue, "agent": agent_id})
+            self._apply(agent_id, st.RingNoAnswer(entry.id, pause=queue.no_answer_pause), call=call,
+                        queue=entry.queue)
+            entry.offered_to.add(agent_id)
+            entry.assigned = None  # back in line, keeping its place: enqueued_at is unchanged
+            self._kick()
+            return False
+        except BaseException:
+            if self.agents[agent_id].state == "reserved":
+                self._apply(agent_id, st.OfferCancelled(entry.id, "caller hung up"), call=call, queue=entry.queue)
+            raise
+        self.waiting.pop(entry.id, None)
+        await self._stop_music(call)
+        self._apply(agent_id, st.Answered(entry.id), call=call, queue=entry.queue)
+        wait = round(self.now() - entry.enqueued_at, 3)
+        try:
+            if queue.whisper:
+                await call.play([_sound(m) for m in queue.whisper], channel_id=leg.channel_id)
+            await call.bridge_with(leg)
+            call.emit(AcdEventType.CONNECTED, {"queue": entry.queue, "agent": agent_id, "wait_seconds": wait})
+            while not call.gone and not leg.gone:
+                await call.wait_until_gone(timeout=0.5)
+        finally:
+            wrap = queue.wrap_up_for(agent)
+            self._apply(agent_id, st.CallEnded(entry.id, wrap_up_seconds=wrap), call=call, queue=entry.queue)
+        return True
+
+    async def _overflow(self, entry: QueuedCaller, queue: QueueConfig, reason: str) -> str:
+        call = entry.call
+        overflow = queue.overflow
+        action = overflow.action if overflow else "hangup"
+        target = overflow.target if overflow else None
+        call.emit(AcdEventType.OVERFLOW, {"queue": entry.queue, "reason": reason, "action": action, "target": target})
+        if action == "queue" and target and target != entry.queue:
+            # Keeps its priority and its original wait: an overflow must not send a caller to the back.
+            return await self._serve(QueuedCaller(call, target, entry.priority, entry.enqueued_at, entry.skills))
+        sounds = [_sound(m) for m in (overflow.sounds if overflow else [])]
+        if action == "callback":
+            call.emit(IvrEventType.CALLBACK_REQUESTED, {"number": call.caller_number, "queue": target or entry.queue,
+                                                        "context": dict(call.variables), "reason": reason})
+            await call.play("sound:callcore/callback-confirmed")
+        elif action == "voicemail":
+            await call.play(sounds or ["sound:callcore/leave-message"])
+            name = f"overflow-{call.call_id}"
+            ok, duration = await call.record(name, max_seconds=120)
+            call.emit(IvrEventType.RECORDING, {"name": name, "ok": ok, "duration_seconds": duration,
+                                               "queue": entry.queue})
+            await call.play("sound:callcore/message-saved")
+        else:  # message, hangup
+            await call.play(sounds or ["sound:callcore/all-agents-busy"])
+        await call.hangup()
+        return f"overflow:{action}"
+
+
+def _wake(entry: QueuedCaller) -> None:
+    if entry.wakeup is not None and not entry.wakeup.done():
+        entry.wakeup.set_result(None)
+
+
+def _uuid(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None

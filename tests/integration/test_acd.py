@@ -1,0 +1,135 @@
+"""The ACD on real phones: sipp callers, sipp agent phones (PJSIP agent01..03), real Asterisk, PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from callcore.app import CallcoreApp
+from callcore.config import load_config
+from callcore.ivr.registry import CODE_FLOWS
+from tests.integration.conftest import start_app
+from tests.sip import AgentPhone, run_caller
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+CONFIG = Path(__file__).resolve().parents[1] / "data" / "acd_test.yaml"
+
+
+@pytest.fixture
+async def acd_app(asterisk, pg_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    path = tmp_path / "callcore.yaml"
+    path.write_text(CONFIG.read_text())
+    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
+    try:
+        yield app
+    finally:
+        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
+
+
+def caller(did: str, hangup_after_ms: int | None = None, bye_timeout_ms: int = 40_000):
+    return asyncio.create_task(asyncio.to_thread(
+        run_caller, did, [], hangup_after_ms=hangup_after_ms, bye_timeout_ms=bye_timeout_ms, timeout=60))
+
+
+async def events_of(app: CallcoreApp, did: str, types: tuple[str, ...]) -> list[tuple[str, dict]]:
+    await app.writer.flush()
+    rows = await app.pool.fetch(
+        "SELECT e.type, e.payload FROM call_events e JOIN calls c USING (call_id) "
+        "WHERE c.did = $1 AND e.type = ANY($2::text[]) ORDER BY e.id", did, list(types))
+    return [(r["type"], r["payload"]) for r in rows]
+
+
+async def agent_states(app: CallcoreApp, agent: str) -> list[tuple[str, str | None]]:
+    await app.writer.flush()
+    rows = await app.pool.fetch("SELECT state, reason FROM agent_events WHERE agent_id = $1 ORDER BY id", agent)
+    return [(r["state"], r["reason"]) for r in rows]
+
+
+async def test_skills_route_each_caller_to_the_agent_who_speaks_their_language(acd_app: CallcoreApp):
+    acd = acd_app.acd
+    acd.login("agent01")
+    acd.login("agent02")
+    with AgentPhone(1, hangup_after_ms=1500) as anna, AgentPhone(2, hangup_after_ms=1500) as bob:
+        english, dutch = caller("7002"), caller("7001")
+        (await english).check()
+        (await dutch).check()
+        await wait_until(lambda: anna.stats().get("SuccessfulCall(C)") == 1 and
+                         bob.stats().get("SuccessfulCall(C)") == 1, timeout=5, what="one call per agent")
+    connected_en = [p["agent"] for t, p in await events_of(acd_app, "7002", ("connected",))]
+    connected_nl = [p["agent"] for t, p in await events_of(acd_app, "7001", ("connected",))]
+    assert connected_en == ["agent02"] and connected_nl == ["agent01"]
+    await wait_until(lambda: acd.agents["agent01"].state == "ready", timeout=10, what="wrap-up to end")
+    states = [s for s, _ in await agent_states(acd_app, "agent01")]
+    assert states == ["ready", "reserved", "on_call", "wrap_up", "ready"]
+
+
+async def test_a_priority_caller_jumps_the_line(acd_app: CallcoreApp):
+    acd = acd_app.acd
+    acd.login("agent01", paused=True)
+    with AgentPhone(1, hangup_after_ms=1000):
+        normal = caller("7001")
+        await wait_until(lambda: len(acd.waiting) == 1, what="the first caller to queue")
+        vip = caller("7004")
+        await wait_until(lambda: len(acd.waiting) == 2, what="the VIP to queue")
+        acd.ready("agent01")
+        (await vip).check()
+        (await normal).check()
+    await acd_app.writer.flush()
+    rows = await acd_app.pool.fetch(
+        "SELECT c.did FROM call_events e JOIN calls c USING (call_id) WHERE e.type = 'connected' ORDER BY e.id")
+    assert [r["did"] for r in rows] == ["7004", "7001"]
+
+
+async def test_ring_no_answer_pauses_the_agent_and_the_caller_keeps_its_place_for_the_next(acd_app: CallcoreApp):
+    acd = acd_app.acd
+    acd.login("agent01")
+    acd.login("agent03")
+    # agent01 is the better match (nl 8, billing 5) but does not pick up within the queue's 4 s.
+    with AgentPhone(1, ring_ms=10_000), AgentPhone(3, hangup_after_ms=1000):
+        (await caller("7001")).check()
+    offers = [p["agent"] for t, p in await events_of(acd_app, "7001", ("offered",))]
+    assert offers == ["agent01", "agent03"]
+    assert [p["agent"] for t, p in await events_of(acd_app, "7001", ("agent_no_answer",))] == ["agent01"]
+    assert [p["agent"] for t, p in await events_of(acd_app, "7001", ("connected",))] == ["agent03"]
+    assert acd.agents["agent01"].state == "paused" and acd.agents["agent01"].pause_reason == "no answer"
+    assert ("paused", "no answer") in await agent_states(acd_app, "agent01")
+
+
+async def test_a_caller_who_hangs_up_while_the_agent_rings_frees_the_agent(acd_app: CallcoreApp):
+    acd = acd_app.acd
+    acd.login("agent02")
+    with AgentPhone(2, ring_ms=10_000) as bob:
+        (await caller("7002", hangup_after_ms=2500)).check()
+        await wait_until(lambda: acd.agents["agent02"].state == "ready", timeout=10, what="agent02 ready again")
+        await wait_until(lambda: acd_app.runtime.live_calls == 0, what="the call to end")
+        await wait_until(lambda: bob.stats().get("FailedCall(C)", 0) + bob.stats().get("SuccessfulCall(C)", 0) >= 1,
+                         timeout=5, what="the agent's phone to stop ringing")
+    abandoned = [p for t, p in await events_of(acd_app, "7002", ("abandoned",))]
+    assert len(abandoned) == 1 and abandoned[0]["while"] == "ringing"
+    states = await agent_states(acd_app, "agent02")
+    assert [s for s, _ in states] == ["ready", "reserved", "ready"]
+
+
+async def test_wrap_up_after_a_tech_call_also_holds_back_billing_calls(acd_app: CallcoreApp):
+    acd = acd_app.acd
+    acd.login("agent03")
+    with AgentPhone(3, hangup_after_ms=1000) as cem:
+        (await caller("7003")).check()  # a tech call; then 3 s wrap-up
+        await wait_until(lambda: acd.agents["agent03"].state == "wrap_up", timeout=5, what="wrap-up")
+        billing = caller("7001")
+        await wait_until(lambda: len(acd.waiting) == 1, what="the billing caller to queue")
+        assert acd.agents["agent03"].state == "wrap_up"  # not offered during wrap-up, whatever the queue
+        (await billing).check()
+        await wait_until(lambda: cem.stats().get("SuccessfulCall(C)") == 2, timeout=5, what="agent03's 2nd call")
+    await acd_app.writer.flush()
+    rows = await acd_app.pool.fetch(
+        "SELECT state, occurred_at FROM agent_events WHERE agent_id = 'agent03' ORDER BY id")
+    states = [r["state"] for r in rows]
+    assert states == ["ready", "reserved", "on_call", "wrap_up", "ready", "reserved", "on_call", "wrap_up"] or \
+        states == ["ready", "reserved", "on_call", "wrap_up", "ready", "reserved", "on_call", "wrap_up", "ready"]
+    wrap_start, ready_again = rows[3]["occurred_at"], rows[4]["occurred_at"]
+    assert (ready_again - wrap_start).total_seconds() >= 2.9
