@@ -18,11 +18,14 @@ Caller order (both policies): effective priority desc, weighted wait desc, ``enq
 Agent rank:
 
 - ``LongestWaitPolicy`` (default): **skill match** desc, agents serving the caller's own queue before agents
-  admitted by ``add_agents_from``, longest idle (``idle_since`` asc), id asc. The skill match is normalized to
-  0..1: the mean over the caller's *original* required skills of ``min(agent level / required level, 1)`` (a
-  missing skill counts 0; no requirements → 1.0). Before any relaxation every eligible agent scores 1.0, so the
-  longest-idle agent gets the call (fair); once relaxation widens the pool, agents that fully meet the original
-  requirements are still preferred over those admitted by the relaxation.
+  admitted by ``add_agents_from``, the highest **skill sum** on the caller's required skills, the **least
+  versatile** (fewest skills), longest idle (``idle_since`` asc), id asc. The skill match is normalized to 0..1: the mean over the caller's *original* required skills of
+  ``min(agent level / required level, 1)`` (a missing skill counts 0; no requirements → 1.0). Before any
+  relaxation every eligible agent scores 1.0; preferring higher levels (the agent whose main skill this is) and
+  then fewer skills keeps multi-skilled agents free for the call types only they can take (without them the
+  policy behaves like a global FIFO and starves small call types: measured in bench/service_level.py); among
+  equals the longest idle gets the call.
+  Once relaxation widens the pool, agents that fully meet the original requirements are still preferred.
 - ``MostSkilledPolicy``: **skill sum** desc — the sum of the agent's levels on the caller's original required
   skills (a skill dropped by relaxation still counts for agents that have it) — then longest idle, then id.
 """
@@ -152,7 +155,8 @@ def skill_sum(skills: Mapping[str, int], required: Mapping[str, int]) -> int:
 
 class LongestWaitPolicy:
     """Highest effective priority first, then longest weighted wait across all the agent's queues; the best skill
-    match among the eligible agents, then the longest idle. See the module docstring for the exact keys."""
+    match among the eligible agents, then agents of the caller's own queue, then the least versatile (fewest
+    skills), then the longest idle. See the module docstring for the exact keys."""
 
     name = "longest_wait"
 
@@ -167,7 +171,11 @@ class LongestWaitPolicy:
 
     def agent_key(self, caller: CallerView, agent: AgentView, required: Mapping[str, int]) -> tuple:
         home = caller.queue in agent.queues
-        return (-skill_match(agent.skills, required), not home, agent.idle_since, agent.id)
+        # Fully qualified first (match is capped at 1), then the best levels on what this caller needs (an agent
+        # for whom this is the main skill), then the least versatile: both keep multi-skilled agents free for
+        # the call types only they can take (measured in bench/service_level.py); then the longest idle.
+        return (-skill_match(agent.skills, required), not home, -skill_sum(agent.skills, required),
+                len(agent.skills), agent.idle_since, agent.id)
 
     def agent_rank(
         self, caller: CallerView, eligible_agents: Sequence[AgentView], queues: Mapping[str, QueueConfig], now: float

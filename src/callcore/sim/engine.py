@@ -52,6 +52,8 @@ class TypeStats:
     unresolved: int = 0
     answered_within_target: int = 0
     abandoned_within_target: int = 0
+    delayed: int = 0
+    """Calls that did not reach an agent the moment they arrived (waited > 0)."""
     wait_sum_answered: float = 0.0
     wait_sum_all: float = 0.0
     max_queue_length: int = 0
@@ -66,6 +68,11 @@ class TypeStats:
     def service_level_all_abandons(self) -> float:
         """Answered within T / offered: every abandon counts against it."""
         return self.answered_within_target / self.offered if self.offered else math.nan
+
+    @property
+    def p_wait(self) -> float:
+        """Fraction of the calls that had to wait (the simulated counterpart of Erlang C)."""
+        return self.delayed / self.offered if self.offered else math.nan
 
     @property
     def asa(self) -> float:
@@ -259,7 +266,7 @@ def simulate(
     ready: dict[str, _Agent] = dict(agents)
     queue_len: dict[str, int] = {}
     tallies = [dict(offered=0, answered=0, abandoned=0, unresolved=0, answered_within_target=0,
-                    abandoned_within_target=0, wait_sum_answered=0.0, wait_sum_all=0.0, max_queue_length=0)
+                    abandoned_within_target=0, delayed=0, wait_sum_answered=0.0, wait_sum_all=0.0, max_queue_length=0)
                for _ in cts]
     qmax: dict[str, int] = {}
     max_total = 0
@@ -274,6 +281,8 @@ def simulate(
         t = tallies[c.ct]
         t["offered"] += 1
         t["wait_sum_all"] += wait
+        if wait > 0:
+            t["delayed"] += 1
         if outcome == "answered":
             t["answered"] += 1
             t["wait_sum_answered"] += wait

@@ -196,12 +196,16 @@ def test_ties_broken_by_id() -> None:
 # ---- agent rank ---------------------------------------------------------------------------------------------------
 
 
-def test_default_policy_longest_idle_among_full_matches() -> None:
+def test_default_policy_prefers_higher_levels_then_fewer_skills_then_longest_idle() -> None:
     c = caller("c1")
     expert = agent("expert", {"language:nl": 10, "internet": 10}, idle_since=50)
     plain = agent("plain", NL_NET, idle_since=10)
-    assert pairs(route(100, [c], [expert, plain], QUEUES)) == [("c1", "plain")]
-    assert route(100, [c], [expert, plain], QUEUES)[0].score == (0, 100.0, 1.0, True, 90.0)
+    assert pairs(route(100, [c], [expert, plain], QUEUES)) == [("c1", "expert")]
+    assert route(100, [c], [expert, plain], QUEUES)[0].score == (0, 100.0, 1.0, True, 50.0)
+    versatile = agent("versatile", {**NL_NET, "tv": 5}, idle_since=0)
+    assert pairs(route(100, [c], [versatile, plain], QUEUES)) == [("c1", "plain")]
+    twin = agent("twin", NL_NET, idle_since=5)
+    assert pairs(route(100, [c], [plain, twin], QUEUES)) == [("c1", "twin")]  # equals: the longest idle
 
 
 def test_default_policy_prefers_full_matches_once_relaxed() -> None:
