@@ -27,6 +27,7 @@ from callcore.ivr.registry import CODE_FLOWS, make_router
 from callcore.ivr.runner import bridge_to_endpoint
 from callcore.ivr.sounds import ari_sounds
 from callcore.store import EmbeddedPostgres, EventWriter, create_pool, migrate
+from callcore.store.queries import latest_agent_states
 
 log = structlog.get_logger("callcore")
 
@@ -94,8 +95,9 @@ class CallcoreApp:
             request_timeout=cfg.ari.request_timeout,
         )
         self.acd = AcdService(cfg.acd(), self.writer)
+        self.acd.restore(await latest_agent_states(self.pool))
         for agent_id, agent in cfg.agents.items():
-            if agent.login_at_start:
+            if agent.login_at_start and self.acd.agents[agent_id].state == "logged_out":
                 self.acd.login(agent_id)
         self.runtime = CallRuntime(
             self.ari,

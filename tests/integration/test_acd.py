@@ -133,3 +133,25 @@ async def test_wrap_up_after_a_tech_call_also_holds_back_billing_calls(acd_app: 
         states == ["ready", "reserved", "on_call", "wrap_up", "ready", "reserved", "on_call", "wrap_up", "ready"]
     wrap_start, ready_again = rows[3]["occurred_at"], rows[4]["occurred_at"]
     assert (ready_again - wrap_start).total_seconds() >= 2.9
+
+
+async def test_after_a_restart_agents_come_back_as_they_were_and_none_is_stuck(asterisk, pg_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    path = tmp_path / "callcore.yaml"
+    path.write_text(CONFIG.read_text())
+    config = load_config(path, known_flows=set(CODE_FLOWS))
+    first = await start_app(config)
+    try:
+        first.acd.login("agent01")
+        first.acd.login("agent02")
+        first.acd.pause("agent02", "lunch")
+    finally:
+        await first.stop(drain_seconds=1)
+    second = await start_app(config)
+    try:
+        states = {a: (s.state, s.pause_reason) for a, s in second.acd.agents.items()}
+        assert states == {"agent01": ("ready", None), "agent02": ("paused", "lunch"), "agent03": ("logged_out", None)}
+        with AgentPhone(1, hangup_after_ms=1000):
+            (await caller("7001")).check()  # and the restored agent takes calls
+    finally:
+        await second.stop(drain_seconds=1)

@@ -111,6 +111,22 @@ class AcdService:
         if self.agents[agent_id].state == "wrap_up":
             self._apply(agent_id, st.WrapUpExpired())
 
+    def restore(self, last: dict[str, tuple[str, str | None]]) -> None:
+        """Rebuild agent states from their last recorded state after a restart.
+
+        Logged-in agents come back logged in: paused ones with their reason; ready, ringing, talking or in
+        wrap-up ones as ready, since the call they had is no longer ours to track (a live bridge keeps
+        talking in Asterisk). Nothing stays stuck in reserved or on_call."""
+        for agent_id, (state, reason) in last.items():
+            if agent_id not in self.agents or state == "logged_out":
+                continue
+            if state == "paused":
+                self._apply(agent_id, st.Login(paused=True))
+                if reason and reason != "login":
+                    self._apply(agent_id, st.Pause(reason))
+            else:
+                self._apply(agent_id, st.Login())
+
     # Service methods (the API and the CLI call these). Invalid ones raise st.InvalidTransition.
     def login(self, agent_id: str, *, paused: bool = False) -> None:
         self._apply(agent_id, st.Login(paused=paused))

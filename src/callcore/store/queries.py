@@ -33,3 +33,11 @@ async def count_calls(db: Queryable, since: datetime, until: datetime | None = N
 
 async def count_events(db: Queryable) -> int:
     return await db.fetchval("SELECT count(*) FROM call_events")
+
+
+async def latest_agent_states(db: Queryable) -> dict[str, tuple[str, str | None]]:
+    """Each agent's last recorded state and reason (to rebuild agent state after a restart)."""
+    rows = await db.fetch(
+        "SELECT DISTINCT ON (agent_id) agent_id, state, reason FROM agent_events ORDER BY agent_id, id DESC"
+    )
+    return {r["agent_id"]: (r["state"], r["reason"]) for r in rows}
