@@ -16,55 +16,22 @@ overflow), agents serving no queue, overflow loops between queues, ``max_wait`` 
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import Any
 
 from callcore.acd.model import MAX_LEVEL, MIN_LEVEL, AcdConfig, QueueConfig
-from callcore.config.loader import ConfigError, ConfigIssue, line_for
+from callcore.config.loader import ConfigError, ConfigIssue, IssueCollector, dotted, line_for, unknown_name
 from callcore.config.loader import validate as validate_model
 
 Loc = tuple[str | int, ...]
 SECTIONS = ("skills", "agents", "queues")
 
 
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
-class _Issues:
-    def __init__(self, lines: dict[Any, int], file: str, root: Loc) -> None:
-        self.lines = {tuple(str(p) for p in k): v for k, v in lines.items()}
-        self.file = file
-        self.root = root
-        self.errors: list[ConfigIssue] = []
-        self.warnings: list[ConfigIssue] = []
-
-    def issue(self, loc: Loc, message: str) -> ConfigIssue:
-        full = self.root + loc
-        return ConfigIssue(self.file, line_for(tuple(str(p) for p in full), self.lines), _dotted(full), message)
-
-    def error(self, loc: Loc, message: str) -> None:
-        self.errors.append(self.issue(loc, message))
-
-    def warn(self, loc: Loc, message: str) -> None:
-        self.warnings.append(self.issue(loc, message))
-
-
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else (f" (known: {', '.join(known)})" if known else "")
-    return f"unknown {kind} {name!r}{hint}"
-
-
-def _check_levels(out: _Issues, at: Loc, levels: dict[str, int], skills: set[str]) -> None:
+def _check_levels(out: IssueCollector, at: Loc, levels: dict[str, int], skills: set[str]) -> None:
     for skill, level in levels.items():
         if skill not in skills:
-            out.error(at + (skill,), _unknown("skill", skill, skills) + " (declare it under 'skills')")
+            out.error(at + (skill,), unknown_name("skill", skill, skills) + " (declare it under 'skills')")
         if not MIN_LEVEL <= level <= MAX_LEVEL:
             out.error(at + (skill,), f"level {level} is outside {MIN_LEVEL}-{MAX_LEVEL}")
 
@@ -84,7 +51,7 @@ def validate_acd(
     ``skills``/``agents``/``queues`` live (``()`` when they are top-level sections). ``ivr`` (an
     ``IvrConfig``, optional, its ``flows`` under ``ivr_root``) enables the checks of IVR queue and callback nodes:
     their queues must exist, and their skills without ``${...}`` must be declared."""
-    out = _Issues(lines, file, root)
+    out = IssueCollector(lines, file, root)
     skills = set(acd.skills)
     queues = acd.queues
 
@@ -103,7 +70,7 @@ def validate_acd(
         _check_levels(out, at + ("skills",), agent.skills, skills)
         for i, qname in enumerate(agent.queues):
             if qname not in queues:
-                out.error(at + ("queues", i), _unknown("queue", qname, queues))
+                out.error(at + ("queues", i), unknown_name("queue", qname, queues))
         if not agent.queues:
             out.warn(at + ("queues",), "this agent serves no queue: it never gets calls")
 
@@ -118,14 +85,14 @@ def validate_acd(
     return sorted(out.errors, key=key), sorted(out.warnings, key=key)
 
 
-def _check_queue(out: _Issues, qname: str, queue: QueueConfig, acd: AcdConfig, skills: set[str]) -> None:
+def _check_queue(out: IssueCollector, qname: str, queue: QueueConfig, acd: AcdConfig, skills: set[str]) -> None:
     at: Loc = ("queues", qname)
     queues = acd.queues
     _check_levels(out, at + ("required_skills",), queue.required_skills, skills)
     overflow = queue.overflow
     if overflow is not None and overflow.target is not None:
         if overflow.target not in queues:
-            out.error(at + ("overflow", "target"), _unknown("queue", overflow.target, queues))
+            out.error(at + ("overflow", "target"), unknown_name("queue", overflow.target, queues))
         elif overflow.target == qname and overflow.action == "queue":
             out.error(at + ("overflow", "target"), "a queue cannot overflow to itself")
     if overflow is None and (queue.max_wait is not None or queue.max_length is not None):
@@ -138,10 +105,10 @@ def _check_queue(out: _Issues, qname: str, queue: QueueConfig, acd: AcdConfig, s
         previous = step.after
         for j, skill in enumerate(step.drop_skills):
             if skill not in skills:
-                out.error(sat + ("drop_skills", j), _unknown("skill", skill, skills))
+                out.error(sat + ("drop_skills", j), unknown_name("skill", skill, skills))
         for j, other in enumerate(step.add_agents_from):
             if other not in queues:
-                out.error(sat + ("add_agents_from", j), _unknown("queue", other, queues))
+                out.error(sat + ("add_agents_from", j), unknown_name("queue", other, queues))
             elif other == qname:
                 out.warn(sat + ("add_agents_from", j), "the queue's own agents are always eligible")
 
@@ -159,7 +126,7 @@ def _check_queue(out: _Issues, qname: str, queue: QueueConfig, acd: AcdConfig, s
         )
 
 
-def _check_overflow_loops(out: _Issues, acd: AcdConfig) -> None:
+def _check_overflow_loops(out: IssueCollector, acd: AcdConfig) -> None:
     """Warn once per loop of queue overflows (a → b → a): callers could bounce between them for ever."""
     nxt = {
         q: cfg.overflow.target
@@ -181,24 +148,24 @@ def _check_overflow_loops(out: _Issues, acd: AcdConfig) -> None:
         reported.update(path)
 
 
-def _check_ivr_nodes(out: _Issues, ivr: Any, ivr_root: Loc, acd: AcdConfig, skills: set[str]) -> None:
+def _check_ivr_nodes(out: IssueCollector, ivr: Any, ivr_root: Loc, acd: AcdConfig, skills: set[str]) -> None:
     from callcore.ivr.model import CallbackNode, QueueNode
 
     for fname, flow in ivr.flows.items():
         for nname, node in flow.nodes.items():
             at: Loc = (*ivr_root, "flows", fname, "nodes", nname)
             if isinstance(node, (QueueNode, CallbackNode)) and node.queue not in acd.queues:
-                out.errors.append(_abs(out, at + ("queue",), _unknown("queue", node.queue, acd.queues)))
+                out.errors.append(_abs(out, at + ("queue",), unknown_name("queue", node.queue, acd.queues)))
             if isinstance(node, QueueNode):
                 for i, item in enumerate(node.skills):
                     name = item.rpartition("=")[0].strip() if "=" in item else item.strip()
                     if "${" not in item and name and not name.endswith(":") and name not in skills:
-                        out.errors.append(_abs(out, at + ("skills", i), _unknown("skill", name, skills)))
+                        out.errors.append(_abs(out, at + ("skills", i), unknown_name("skill", name, skills)))
 
 
-def _abs(out: _Issues, loc: Loc, message: str) -> ConfigIssue:
+def _abs(out: IssueCollector, loc: Loc, message: str) -> ConfigIssue:
     """An issue at ``loc`` from the YAML root (not under ``root``)."""
-    return ConfigIssue(out.file, line_for(tuple(str(p) for p in loc), out.lines), _dotted(loc), message)
+    return ConfigIssue(out.file, line_for(tuple(str(p) for p in loc), out.lines), dotted(loc), message)
 
 
 def check_acd(

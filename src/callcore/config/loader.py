@@ -6,6 +6,8 @@ line of every mapping key and sequence item while loading and map pydantic's err
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +70,11 @@ def _scalar(node: yaml.Node) -> Any:
         loader.dispose()
 
 
+def dotted(loc: Loc) -> str:
+    """A YAML location as admins read it: ``flows.main.nodes.menu.options.1``, ``rules[0]``."""
+    return _dotted(loc)
+
+
 def _dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
@@ -111,3 +118,34 @@ def validate(model: type[M], data: Any, lines: dict[Loc, int], file: str) -> M:
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             issues.append(ConfigIssue(file, line_for(loc, lines), _dotted(loc), err["msg"]))
         raise ConfigError(issues) from exc
+
+
+class IssueCollector:
+    """Collects errors and warnings of cross-checks (validators that need the whole config), each with its
+    YAML path and line. ``root`` prefixes every location (a section nested under another key)."""
+
+    def __init__(self, lines: dict[Any, int], file: str, root: Loc = ()) -> None:
+        # YAML keys may be ints (options: {1: sales}); compare paths as strings.
+        self.lines = {tuple(str(p) for p in k): v for k, v in lines.items()}
+        self.file = file
+        self.root = root
+        self.errors: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+
+    def issue(self, loc: Loc, message: str) -> ConfigIssue:
+        full = self.root + loc
+        return ConfigIssue(self.file, line_for(tuple(str(p) for p in full), self.lines), _dotted(full), message)
+
+    def error(self, loc: Loc, message: str) -> None:
+        self.errors.append(self.issue(loc, message))
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.warnings.append(self.issue(loc, message))
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
+    """"unknown queue 'suport'; did you mean 'support'?" — the message for a reference to nothing."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else (f" (known: {', '.join(known)})" if known else "")
+    return f"unknown {kind} {name!r}{hint}"

@@ -15,11 +15,9 @@ built; ``check_ivr`` runs both stages on raw YAML data and returns every issue o
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import Any
 
-from callcore.config.loader import ConfigError, ConfigIssue, line_for
+from callcore.config.loader import ConfigError, ConfigIssue, IssueCollector, unknown_name
 from callcore.config.loader import validate as validate_model
 from callcore.ivr.media import sound_name
 from callcore.ivr.model import BUILTIN_VARIABLES, DTMF_KEYS, BranchNode, CollectNode, Flow, HoursNode, IvrConfig, MenuNode
@@ -27,38 +25,6 @@ from callcore.ivr.model import BUILTIN_VARIABLES, DTMF_KEYS, BranchNode, Collect
 Loc = tuple[str | int, ...]
 
 
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-class _Issues:
-    def __init__(self, lines: dict[Any, int], file: str, root: Loc) -> None:
-        # YAML keys may be ints (options: {1: sales}); compare paths as strings.
-        self.lines = {tuple(str(p) for p in k): v for k, v in lines.items()}
-        self.file = file
-        self.root = root
-        self.errors: list[ConfigIssue] = []
-        self.warnings: list[ConfigIssue] = []
-
-    def issue(self, loc: Loc, message: str) -> ConfigIssue:
-        full = self.root + loc
-        return ConfigIssue(self.file, line_for(tuple(str(p) for p in full), self.lines), _dotted(full), message)
-
-    def error(self, loc: Loc, message: str) -> None:
-        self.errors.append(self.issue(loc, message))
-
-    def warn(self, loc: Loc, message: str) -> None:
-        self.warnings.append(self.issue(loc, message))
-
-
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else (f" (known: {', '.join(known)})" if known else "")
-    return f"unknown {kind} {name!r}{hint}"
 
 
 def validate_ivr(
@@ -74,7 +40,7 @@ def validate_ivr(
     ``lines`` comes from ``callcore.config.loader.load_yaml``; ``root`` is the YAML path under which
     ``flows``/``schedules`` live (``()`` when they are top-level sections). ``known_sounds`` (names such as
     ``hello-world``, ``callcore/welcome``) enables the missing-sound check."""
-    out = _Issues(lines, file, root)
+    out = IssueCollector(lines, file, root)
     for sname, schedule in ivr.schedules.items():
         if not any(getattr(schedule.weekly, day) for day in type(schedule.weekly).model_fields):
             out.warn(("schedules", sname, "weekly"), "this schedule is never open (no opening ranges)")
@@ -84,25 +50,25 @@ def validate_ivr(
     return sorted(out.errors, key=key), sorted(out.warnings, key=key)
 
 
-def _check_flow(out: _Issues, base: Loc, flow: Flow, ivr: IvrConfig, known_sounds: set[str] | None) -> None:
+def _check_flow(out: IssueCollector, base: Loc, flow: Flow, ivr: IvrConfig, known_sounds: set[str] | None) -> None:
     nodes = flow.nodes
     if flow.start not in nodes:
-        out.error(base + ("start",), "start node: " + _unknown("node", flow.start, nodes))
+        out.error(base + ("start",), "start node: " + unknown_name("node", flow.start, nodes))
     for name, node in nodes.items():
         at = base + ("nodes", name)
         for edge in node.edges():
             if edge.target not in nodes:
-                out.error(at + edge.loc, _unknown("node", edge.target, nodes))
+                out.error(at + edge.loc, unknown_name("node", edge.target, nodes))
         if isinstance(node, MenuNode):
             for key in node.options:
                 if key not in DTMF_KEYS:
                     out.error(at + ("options", key), f"option {key!r} is not one DTMF key (0-9, * or #)")
         if isinstance(node, HoursNode) and node.schedule not in ivr.schedules:
-            out.error(at + ("schedule",), _unknown("schedule", node.schedule, ivr.schedules))
+            out.error(at + ("schedule",), unknown_name("schedule", node.schedule, ivr.schedules))
         if isinstance(node, BranchNode):
             for i, rule in enumerate(node.rules):
                 if rule.schedule is not None and rule.schedule not in ivr.schedules:
-                    out.error(at + ("rules", i, "schedule"), _unknown("schedule", rule.schedule, ivr.schedules))
+                    out.error(at + ("rules", i, "schedule"), unknown_name("schedule", rule.schedule, ivr.schedules))
         if isinstance(node, CollectNode) and node.confirm and not node.confirm_options_prompt:
             out.warn(at + ("confirm",), "confirm without confirm_options_prompt: callers are not told to press 1 or 2")
         for var, loc in node.assigned_variables():
@@ -118,7 +84,7 @@ def _check_flow(out: _Issues, base: Loc, flow: Flow, ivr: IvrConfig, known_sound
     _check_instant_cycles(out, base, flow)
 
 
-def _check_reachable(out: _Issues, base: Loc, flow: Flow) -> None:
+def _check_reachable(out: IssueCollector, base: Loc, flow: Flow) -> None:
     if flow.start not in flow.nodes:
         return
     seen = {flow.start}
@@ -202,7 +168,7 @@ def _cycle_through(first: str, comp: set[str], graph: dict[str, list[str]]) -> l
     return [first, first]  # pragma: no cover (a component always has a cycle through each node)
 
 
-def _check_instant_cycles(out: _Issues, base: Loc, flow: Flow) -> None:
+def _check_instant_cycles(out: IssueCollector, base: Loc, flow: Flow) -> None:
     for cycle in instant_cycles(flow):
         out.error(
             base + ("nodes", cycle[0]),
