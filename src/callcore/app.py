@@ -183,6 +183,7 @@ class CallcoreApp:
         """Drain calls, close the event stream, flush every event, release the database."""
         drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
         handed_back = await self.runtime.drain(drain)
+        self.acd.close()
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
         await self.stream.close()

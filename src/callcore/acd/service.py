@@ -143,6 +143,15 @@ class AcdService:
     def end_wrap_up(self, agent_id: str) -> None:
         self._apply(agent_id, st.WrapUpExpired())
 
+    def close(self) -> None:
+        """Cancel timers (wrap-up ends, relaxation wake-ups): nothing of the ACD runs after shutdown."""
+        for timer in self._wrap_timers.values():
+            timer.cancel()
+        self._wrap_timers.clear()
+        if self._relax_timer is not None:
+            self._relax_timer.cancel()
+            self._relax_timer = None
+
     # -- dispatching ----------------------------------------------------------------------------------
     def _kick(self) -> None:
         """Route soon (once per loop iteration, however many changes asked for it)."""
