@@ -155,3 +155,19 @@ async def test_after_a_restart_agents_come_back_as_they_were_and_none_is_stuck(a
             (await caller("7001")).check()  # and the restored agent takes calls
     finally:
         await second.stop(drain_seconds=1)
+
+
+async def test_a_waiting_caller_hears_hold_music_and_its_position_and_estimated_wait(acd_app: CallcoreApp):
+    acd = acd_app.acd
+    acd.login("agent03", paused=True)  # staffed, but nobody free: the caller waits
+    (await caller("7003", hangup_after_ms=8000)).check()
+    await wait_until(lambda: acd_app.runtime.live_calls == 0, what="the call to end")
+    events = await events_of(acd_app, "7003", ("queued", "announcement", "playback_started", "abandoned"))
+    types = [t for t, _ in events]
+    assert types[0] == "queued" and types.count("announcement") >= 2 and types[-1] == "abandoned"
+    assert next(p for t, p in events if t == "announcement")["position"] == 1
+    media = [p["media"] for t, p in events if t == "playback_started"]
+    assert media[:3] == ["sound:callcore/queue-position", "number:1", "sound:callcore/queue-position-end"]
+    assert "sound:callcore/estimated-wait" in media  # 1 caller x 180 s / 1 agent = 3 minutes
+    moh = await acd_app.pool.fetchval("SELECT count(*) FROM call_events WHERE type = 'hangup'")
+    assert moh >= 1

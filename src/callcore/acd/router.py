@@ -151,6 +151,15 @@ def max_wait_reached(queue: QueueConfig, waited: float) -> bool:
     return queue.max_wait is not None and waited >= queue.max_wait
 
 
+def estimated_wait(position: int, agents_serving: int, handle_seconds: float) -> float:
+    """Seconds a caller at ``position`` (1 = next) may expect to wait: the callers ahead, and this one, each need
+    one of the ``agents_serving`` agents for about ``handle_seconds`` (talk + wrap-up). A plain, honest estimate
+    for announcements; 0 agents → infinity (say nothing)."""
+    if agents_serving <= 0:
+        return math.inf
+    return position * handle_seconds / agents_serving
+
+
 def queue_full(queue: QueueConfig, waiting: int) -> bool:
     """``waiting`` callers already wait in ``queue``: does a new caller overflow at once?"""
     return queue.max_length is not None and waiting >= queue.max_length

@@ -9,6 +9,7 @@ service only owns the shared state — who waits, each agent's status — and de
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ import structlog
 from callcore.acd import agent_state as st
 from callcore.acd.model import AcdConfig, QueueConfig, caller_skills
 from callcore.acd.policies import DEFAULT_POLICY, CallerView, RoutingPolicy
-from callcore.acd.router import max_wait_reached, next_relaxation_at, only_offered_left, queue_full, route
+from callcore.acd.router import (
+    estimated_wait,
+    max_wait_reached,
+    next_relaxation_at,
+    only_offered_left,
+    queue_full,
+    route,
+)
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.events import AgentEvent, EventSink, utcnow
 from callcore.ivr.commands import IvrEventType
@@ -57,6 +65,10 @@ class QueuedCaller:
                           frozenset(self.offered_to))
 
 
+DEFAULT_HANDLE_SECONDS = 180.0
+HANDLE_TIME_WEIGHT = 0.2  # exponential moving average: recent calls count most
+
+
 def _sound(item: str) -> str:
     return item if ":" in item.split("/")[0] else f"sound:{item}"
 
@@ -83,6 +95,8 @@ class AcdService:
         self._wrap_timers: dict[str, asyncio.TimerHandle] = {}
         self._dispatch_scheduled = False
         self._relax_timer: asyncio.TimerHandle | None = None
+        # Recent handle time (talk + wrap-up) per queue, for wait estimates; a typical 3 minutes until measured.
+        self.handle_seconds: dict[str, float] = {q: DEFAULT_HANDLE_SECONDS for q in config.queues}
 
     def now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
@@ -281,6 +295,14 @@ class AcdService:
         position = self.position(entry)
         if queue.announcements.position:
             media += ["sound:callcore/queue-position", f"number:{position}", "sound:callcore/queue-position-end"]
+        if queue.announcements.estimated_wait:
+            serving = sum(1 for a, s in self.agents.items()
+                          if s.state != "logged_out" and entry.queue in self.config.agents[a].queues)
+            wait = estimated_wait(position, serving, self.handle_seconds.get(entry.queue, DEFAULT_HANDLE_SECONDS))
+            if wait < 60:
+                media.append("sound:callcore/less-than-a-minute")
+            elif wait < 3600:
+                media += ["sound:callcore/estimated-wait", f"number:{math.ceil(wait / 60)}", "sound:callcore/minutes"]
         media += [_sound(m) for m in queue.announcements.periodic]
         if not media:
             return
@@ -313,7 +335,8 @@ class AcdService:
         self.waiting.pop(entry.id, None)
         await self._stop_music(call)
         self._apply(agent_id, st.Answered(entry.id), call=call, queue=entry.queue)
-        wait = round(self.now() - entry.enqueued_at, 3)
+        connected_at = self.now()
+        wait = round(connected_at - entry.enqueued_at, 3)
         try:
             if queue.whisper:
                 await call.play([_sound(m) for m in queue.whisper], channel_id=leg.channel_id)
@@ -324,6 +347,9 @@ class AcdService:
         finally:
             wrap = queue.wrap_up_for(agent)
             self._apply(agent_id, st.CallEnded(entry.id, wrap_up_seconds=wrap), call=call, queue=entry.queue)
+            handled = self.now() - connected_at + wrap
+            old = self.handle_seconds.get(entry.queue, DEFAULT_HANDLE_SECONDS)
+            self.handle_seconds[entry.queue] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * handled
         return True
 
     async def _overflow(self, entry: QueuedCaller, queue: QueueConfig, reason: str) -> str:

@@ -261,3 +261,12 @@ def test_unknown_queue_callers_are_skipped_and_duplicates_rejected() -> None:
 def test_one_offer_per_agent_even_with_capacity() -> None:
     a = agent("a", NL_NET, max_calls=3)
     assert pairs(route(10, [caller("c1"), caller("c2")], [a], QUEUES)) == [("c1", "a")]
+
+
+def test_estimated_wait_grows_with_position_and_shrinks_with_agents() -> None:
+    from callcore.acd.router import estimated_wait
+
+    assert estimated_wait(1, 2, 180) == 90
+    assert estimated_wait(4, 2, 180) == 360
+    assert estimated_wait(4, 4, 180) == 180
+    assert estimated_wait(3, 0, 180) == float("inf")
