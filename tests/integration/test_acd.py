@@ -157,7 +157,7 @@ async def test_after_a_restart_agents_come_back_as_they_were_and_none_is_stuck(a
         await second.stop(drain_seconds=1)
 
 
-async def test_a_waiting_caller_hears_hold_music_and_its_position_and_estimated_wait(acd_app: CallcoreApp):
+async def test_a_waiting_caller_hears_its_position_and_estimated_wait(acd_app: CallcoreApp):
     acd = acd_app.acd
     acd.login("agent03", paused=True)  # staffed, but nobody free: the caller waits
     (await caller("7003", hangup_after_ms=8000)).check()
@@ -169,5 +169,3 @@ async def test_a_waiting_caller_hears_hold_music_and_its_position_and_estimated_
     media = [p["media"] for t, p in events if t == "playback_started"]
     assert media[:3] == ["sound:callcore/queue-position", "number:1", "sound:callcore/queue-position-end"]
     assert "sound:callcore/estimated-wait" in media  # 1 caller x 180 s / 1 agent = 3 minutes
-    moh = await acd_app.pool.fetchval("SELECT count(*) FROM call_events WHERE type = 'hangup'")
-    assert moh >= 1
