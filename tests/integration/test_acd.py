@@ -160,7 +160,7 @@ async def test_after_a_restart_agents_come_back_as_they_were_and_none_is_stuck(a
 async def test_a_waiting_caller_hears_its_position_and_estimated_wait(acd_app: CallcoreApp):
     acd = acd_app.acd
     acd.login("agent03", paused=True)  # staffed, but nobody free: the caller waits
-    (await caller("7003", hangup_after_ms=8000)).check()
+    (await caller("7003", hangup_after_ms=14_000)).check()  # announcements every 3 s after the last one ends
     await wait_until(lambda: acd_app.runtime.live_calls == 0, what="the call to end")
     events = await events_of(acd_app, "7003", ("queued", "announcement", "playback_started", "abandoned"))
     types = [t for t, _ in events]

@@ -95,6 +95,7 @@ class AcdService:
         self._wrap_timers: dict[str, asyncio.TimerHandle] = {}
         self._dispatch_scheduled = False
         self._relax_timer: asyncio.TimerHandle | None = None
+        self._moh: set[str] = set()  # channels with hold music on
         # Recent handle time (talk + wrap-up) per queue, for wait estimates; a typical 3 minutes until measured.
         self.handle_seconds: dict[str, float] = {q: DEFAULT_HANDLE_SECONDS for q in config.queues}
 
@@ -221,8 +222,11 @@ class AcdService:
         self.waiting[entry.id] = entry
         call.emit(AcdEventType.QUEUED, {"queue": entry.queue, "priority": entry.priority, "skills": entry.skills,
                                         "position": self.position(entry)})
-        await self._hold_music(call, queue)
-        self._kick()
+        # Route first: a caller for whom an agent is free goes straight to ringing, with no hold music to
+        # start and stop (two REST round trips; measured in bench/routing_latency.py).
+        self._dispatch()
+        if entry.assigned is None:
+            await self._hold_music(call, queue)
         try:
             while True:
                 agent_id = await self._wait_for_agent(entry, queue)
@@ -239,6 +243,7 @@ class AcdService:
             raise
         finally:
             self.waiting.pop(entry.id, None)
+            self._moh.discard(call.channel_id)
             self._kick()
 
     def position(self, entry: QueuedCaller) -> int:
@@ -255,6 +260,9 @@ class AcdService:
                    for a, s in self.agents.items())
 
     async def _stop_music(self, call: Call) -> None:
+        if call.channel_id not in self._moh:
+            return  # never started: no request
+        self._moh.discard(call.channel_id)
         try:
             await call.ari.channels.stop_moh(call.channel_id)
         except Exception:  # noqa: BLE001 - already stopped, or the caller is gone
@@ -262,6 +270,7 @@ class AcdService:
 
     async def _hold_music(self, call: Call, queue: QueueConfig) -> None:
         try:
+            self._moh.add(call.channel_id)
             await call.ari.channels.start_moh(call.channel_id, queue.music_on_hold)
         except Exception as exc:  # noqa: BLE001 - hold music is a nicety, never a reason to drop a caller
             log.warning("could not start music on hold", error=str(exc))

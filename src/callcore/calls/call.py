@@ -84,6 +84,7 @@ class Call:
         self.subscribed = False  # to its channel's ChannelDestroyed (which carries the hangup cause)
         self.ended = False  # call_ended emitted
         self.destroyed = False  # ChannelDestroyed seen for the main channel
+        self.claim: asyncio.Task[None] | None = None  # the runtime's subscription + call-id tag, in flight
         self.legs: dict[str, Leg] = {}
         self.bridges: set[str] = set()
         loop = asyncio.get_running_loop()
@@ -226,6 +227,11 @@ class Call:
             await self.ari.channels.answer(self.channel_id)
         except (AriNotFound, AriConflict) as exc:
             raise CallHungUp() from exc
+        if not self.answered:
+            # Recorded when Asterisk confirms our request, not when its ChannelStateChange event happens to
+            # arrive: so "answered" always comes before what the flow does next.
+            self.answered = True
+            self.emit(EventType.ANSWERED)
 
     async def wait_for(self, fut: asyncio.Future[Any], timeout: float | None = None) -> Any:
         """Await ``fut`` unless the caller hangs up first (CallHungUp) or ``timeout`` passes (TimeoutError)."""
@@ -414,6 +420,9 @@ class Call:
     ) -> None:
         """Hand the channel back to the dialplan (after Stasis(), or to a given context)."""
         self._check()
+        if self.claim is not None and not self.claim.done():
+            # Subscribed before it leaves Stasis, or its ChannelDestroyed (the final cause) never reaches us.
+            await asyncio.wait({self.claim})
         self.released = True
         try:
             await self.ari.channels.continue_in_dialplan(self.channel_id, context, extension, priority)
