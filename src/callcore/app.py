@@ -182,7 +182,9 @@ class CallcoreApp:
     async def stop(self, drain_seconds: float | None = None) -> None:
         """Drain calls, close the event stream, flush every event, release the database."""
         drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
+        log.debug("stop: draining")
         handed_back = await self.runtime.drain(drain)
+        log.debug("stop: drained")
         self.acd.close()
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
@@ -196,9 +198,17 @@ class CallcoreApp:
             pass
         await self.dispatcher.close()
         await self.writer.close()
-        await self.pool.close()
+        log.debug("stop: writer closed")
+        try:
+            # asyncpg waits without limit for every connection to come back; never let that hang a shutdown.
+            await asyncio.wait_for(self.pool.close(), 5)
+        except TimeoutError:
+            log.warning("database pool did not close within 5 s; terminating its connections")
+            self.pool.terminate()
+        log.debug("stop: pool closed")
         await self.ari.close()
         await self.lookups.close()
+        log.debug("stop: clients closed")
         if self.db.embedded is not None:
             await asyncio.to_thread(self.db.embedded.stop)
         self.stopped.set()

@@ -225,10 +225,11 @@ class AcdService:
         # Route first: a caller for whom an agent is free goes straight to ringing, with no hold music to
         # start and stop (two REST round trips; measured in bench/routing_latency.py).
         self._dispatch()
-        if entry.assigned is None:
-            await self._hold_music(call, queue)
         try:
             while True:
+                if entry.assigned is None and call.channel_id not in self._moh:
+                    await call.ensure_answered()  # the caller must wait: answer, and play hold music
+                    await self._hold_music(call, queue)
                 agent_id = await self._wait_for_agent(entry, queue)
                 if agent_id is None:
                     self.waiting.pop(entry.id, None)
@@ -342,7 +343,7 @@ class AcdService:
                 self._apply(agent_id, st.OfferCancelled(entry.id, "caller hung up"), call=call, queue=entry.queue)
             raise
         self.waiting.pop(entry.id, None)
-        await self._stop_music(call)
+        await asyncio.gather(call.ensure_answered(), self._stop_music(call))
         self._apply(agent_id, st.Answered(entry.id), call=call, queue=entry.queue)
         connected_at = self.now()
         wait = round(connected_at - entry.enqueued_at, 3)

@@ -237,6 +237,13 @@ class Call:
         """Await ``fut`` unless the caller hangs up first (CallHungUp) or ``timeout`` passes (TimeoutError)."""
         return await self._wait(fut, timeout)
 
+    async def ensure_answered(self) -> None:
+        """Answer if not yet answered. Media needs an answered channel; a caller who goes straight to an
+        agent is answered only when the agent answers (as app_queue does), which keeps the answer off the
+        routing path."""
+        if not self.answered:
+            await self.answer()
+
     async def play(
         self,
         media: str | Iterable[str],
@@ -252,6 +259,8 @@ class Call:
         ``channel_id``: play to one of the call's legs instead (e.g. a whisper to the agent).
         """
         self._check()
+        if channel_id is None:
+            await self.ensure_answered()
         items = [media] if isinstance(media, str) else list(media)
         if interrupt and self._pending_interrupt(interrupt):
             return self._pending_interrupt(interrupt)
@@ -325,6 +334,7 @@ class Call:
         """Collect up to ``max_digits`` digits. Returns (digits, how it ended): "max", "terminator" (not
         included in the digits) or "timeout" (``first_timeout`` before the first digit, ``inter_timeout``
         between digits)."""
+        await self.ensure_answered()
         got = ""
         ended = "max"
         while len(got) < max_digits:
@@ -377,6 +387,7 @@ class Call:
 
         Returns (ok, duration in seconds). A caller hanging up ends the recording normally (it is kept)."""
         self._check()
+        await self.ensure_answered()
         finished: asyncio.Future[ev.LiveRecording] = asyncio.get_running_loop().create_future()
         self._recordings[name] = finished
         try:

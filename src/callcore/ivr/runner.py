@@ -55,6 +55,7 @@ async def connect(call: Call, endpoint: str, ring_timeout: float, caller_id: str
     except OriginateFailed as exc:
         log.info("no answer from endpoint", endpoint=endpoint, cause=exc.cause)
         return "no_answer"
+    await call.ensure_answered()
     await call.bridge_with(leg)
     while not call.gone and not leg.gone:
         await call.wait_until_gone(timeout=0.5)
@@ -104,7 +105,8 @@ class FlowRunner:
 
     async def run(self) -> None:
         call = self.call
-        await call.answer()
+        # No answer up front: the first prompt answers (Call.play), and a caller sent straight to a queue is
+        # answered by the ACD when it must wait or when the agent picks up.
         step = stepper.start(self.flow, self.bundle.ivr, self._context(), dict(call.variables))
         while True:
             self._emit(step.events)
