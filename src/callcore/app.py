@@ -188,15 +188,18 @@ class CallcoreApp:
         self.acd.close()
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
-        await self.stream.close()
+        # Every step is bounded: a shutdown that hangs is worse than one that logs what it had to cut short.
+        await _bounded("closing the ARI event stream", self.stream.close(), 5)
         if self._stream_task is not None:
             self._stream_task.cancel()
-            await asyncio.gather(self._stream_task, return_exceptions=True)
+            await _bounded("stopping the ARI stream task",
+                           asyncio.gather(self._stream_task, return_exceptions=True), 5)
         try:
             await self.dispatcher.join(timeout=2.0)
         except TimeoutError:
             pass
-        await self.dispatcher.close()
+        await _bounded("stopping event dispatch", self.dispatcher.close(), 5)
+        log.debug("stop: stream and dispatch closed")
         await self.writer.close()
         log.debug("stop: writer closed")
         try:
@@ -215,6 +218,13 @@ class CallcoreApp:
         stats = self.writer.stats
         log.info("callcore stopped", events_written=stats.written, events_dropped=stats.dropped,
                  events_rejected=stats.rejected)
+
+
+async def _bounded(what: str, aw: object, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(aw, seconds)  # type: ignore[arg-type]
+    except TimeoutError:
+        log.error("shutdown step took too long; skipped", step=what, seconds=seconds)
 
 
 async def serve(config: CallcoreConfig) -> int:
