@@ -200,7 +200,7 @@ class CallcoreApp:
             pass
         await _bounded("stopping event dispatch", self.dispatcher.close(), 5)
         log.debug("stop: stream and dispatch closed")
-        await self.writer.close()
+        await _bounded("flushing and closing the event writer", self.writer.close(), 20)
         log.debug("stop: writer closed")
         try:
             # asyncpg waits without limit for every connection to come back; never let that hang a shutdown.

@@ -146,6 +146,9 @@ class CallRuntime:
         call.mark_gone()
         if self._by_channel.get(call.channel_id) is call:
             del self._by_channel[call.channel_id]
+        if not call.hangup_recorded:
+            # No cause reached us (e.g. the channel went before our subscription): the story still says who.
+            call.record_hangup(None, "", by="dialplan" if call.released else "remote")
         if not call.ended:
             call.ended = True
             reason = reason or ("released_to_dialplan" if call.released else "hangup")
@@ -307,10 +310,19 @@ class CallRuntime:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
-        # Calls handed to the dialplan end there; we will not see it, so their record ends now.
+        # Calls that just ended wait for their ChannelDestroyed (the cause): give it a moment before the
+        # event stream closes, then close what is left ourselves, so no call record stays open.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while any(c.gone and not c.ended and not c.released for c in self._by_channel.values()):
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.02)
         for call in {id(c): c for c in self._by_channel.values()}.values():
             if call.released:
-                self._end(call, "released_to_dialplan")
+                self._end(call, "released_to_dialplan")  # it ends in the dialplan, which we will not see
+            elif call.gone:
+                self._end(call)
         return len(remaining)
 
 
