@@ -22,6 +22,7 @@ Call events (from the ACD service):
 | ``OfferCancelled(call_id)`` | reserved → ready (the caller abandoned, the offer was withdrawn) |
 | ``CallEnded(call_id, wrap_up_seconds)`` | on_call → wrap_up until ``now + wrap_up_seconds`` if > 0, else ready |
 | ``WrapUpExpired()`` | wrap_up → ready, once ``now >= wrap_up_until``; a stale timer is ignored (no transition) |
+| ``Resumed(call_id)`` | any state → on_call (or ready below capacity) with that call: after a restart, the agent's call was found still bridged in Asterisk |
 
 Anything else raises ``InvalidTransition`` (the API maps it to HTTP 409). Wrap-up holds across queues: an agent in
 ``wrap_up`` is not ``ready``, so ``route`` offers it nothing from any queue. The wrap-up length is that of the
@@ -153,8 +154,13 @@ class WrapUpExpired:
     pass
 
 
+@dataclass(frozen=True)
+class Resumed:
+    call_id: str
+
+
 AgentCommand = Union[Login, Logout, Pause, Ready]
-CallEvent = Union[Offered, Answered, RingNoAnswer, OfferCancelled, CallEnded, WrapUpExpired]
+CallEvent = Union[Offered, Answered, RingNoAnswer, OfferCancelled, CallEnded, WrapUpExpired, Resumed]
 
 _NAMES = {
     Login: "log in",
@@ -167,6 +173,7 @@ _NAMES = {
     OfferCancelled: "cancel an offer",
     CallEnded: "end a call",
     WrapUpExpired: "end wrap-up",
+    Resumed: "resume a call",
 }
 
 
@@ -288,6 +295,13 @@ def apply(
         else:
             step.go("ready", "call ended", calls=calls)
 
+    elif isinstance(event, Resumed):
+        if event.call_id in status.calls:
+            return status, []  # already known: reconciliation may run twice
+        calls = (*status.calls, event.call_id)
+        resumed = replace(status, calls=calls, offer=None, logout_pending=False)
+        step.go(_with_calls(resumed), "call resumed after restart", calls=calls, offer=None, logout_pending=False)
+
     elif isinstance(event, WrapUpExpired):
         if s != "wrap_up" or status.wrap_up_until is None or now < status.wrap_up_until:
             return status, []  # a stale timer (the agent ended wrap-up, paused or logged out meanwhile)
@@ -320,6 +334,7 @@ __all__ = [
     "Offered",
     "Pause",
     "Ready",
+    "Resumed",
     "RingNoAnswer",
     "Transition",
     "WrapUpExpired",

@@ -137,12 +137,26 @@ class AgentConfig(_Model):
     login_at_start: bool = Field(False, description="logged in (ready) when callcore starts: demo and kiosk lines")
 
 
+class TransferSettings(_Model):
+    """How agents' calls reach numbers outside callcore (blind and attended transfers to a number)."""
+
+    external_endpoint: str = Field("PJSIP/{number}@trunk", description="dial string; {number} is the number")
+    ring_timeout: float = Field(20.0, gt=0, le=120, description="seconds a transfer or consult target rings")
+
+    @model_validator(mode="after")
+    def _template(self) -> TransferSettings:
+        if "{number}" not in self.external_endpoint:
+            raise ValueError("external_endpoint must contain {number}, e.g. PJSIP/{number}@trunk")
+        return self
+
+
 class AcdConfig(_Model):
     """Everything the ACD needs: the declared ``skills``, the ``agents`` and the ``queues``."""
 
     skills: list[str] = Field(default_factory=list)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
+    transfers: TransferSettings = Field(default_factory=TransferSettings)
 
 
 def caller_skills(items: Iterable[str]) -> dict[str, int]:
@@ -182,5 +196,6 @@ __all__ = [
     "QueueConfig",
     "RelaxationStep",
     "ServiceLevel",
+    "TransferSettings",
     "caller_skills",
 ]

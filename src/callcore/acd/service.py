@@ -27,6 +27,8 @@ from callcore.acd.router import (
     queue_full,
     route,
 )
+from callcore.acd.controls import CallControls
+from callcore.acd.conversation import Conversation, Requeue
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.events import AgentEvent, EventSink, utcnow
 from callcore.ivr.commands import IvrEventType
@@ -73,7 +75,7 @@ def _sound(item: str) -> str:
     return item if ":" in item.split("/")[0] else f"sound:{item}"
 
 
-class AcdService:
+class AcdService(CallControls):
     def __init__(
         self,
         config: AcdConfig,
@@ -98,6 +100,7 @@ class AcdService:
         self._moh: set[str] = set()  # channels with hold music on
         # Recent handle time (talk + wrap-up) per queue, for wait estimates; a typical 3 minutes until measured.
         self.handle_seconds: dict[str, float] = {q: DEFAULT_HANDLE_SECONDS for q in config.queues}
+        self.conversations: dict[str, Conversation] = {}  # by call id: connected calls
 
     def now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
@@ -235,7 +238,11 @@ class AcdService:
                     self.waiting.pop(entry.id, None)
                     await self._stop_music(call)
                     return await self._overflow(entry, queue, "max_wait")
-                if await self._ring(entry, queue, agent_id):
+                outcome = await self._ring(entry, queue, agent_id)
+                if isinstance(outcome, Requeue):
+                    entry, queue = self._requeue(entry, outcome)
+                    await self._hold_music(call, queue)
+                elif outcome:
                     return "bridged"
         except CallHungUp:
             wait = round(self.now() - entry.enqueued_at, 3)
@@ -245,7 +252,23 @@ class AcdService:
         finally:
             self.waiting.pop(entry.id, None)
             self._moh.discard(call.channel_id)
+            if entry.assigned and self.agents[entry.assigned].offer == entry.id:
+                # Assigned (or transferred to) but never rung: the offer must not keep the agent reserved.
+                self._apply(entry.assigned, st.OfferCancelled(entry.id, "caller hung up"), call=call,
+                            queue=entry.queue)
             self._kick()
+
+    def _requeue(self, old: QueuedCaller, outcome: Requeue) -> tuple[QueuedCaller, QueueConfig]:
+        """A blind transfer: the caller waits again in ``outcome.queue`` with its priority and data; a
+        transfer to one agent arrives already assigned (that agent was reserved by the transfer)."""
+        entry = QueuedCaller(old.call, outcome.queue, old.priority, self.now(), old.skills)
+        entry.assigned = outcome.agent
+        self.waiting[entry.id] = entry
+        old.call.emit(AcdEventType.QUEUED, {"queue": entry.queue, "priority": entry.priority, "skills": entry.skills,
+                                            "position": self.position(entry), "transferred": True,
+                                            "agent": outcome.agent})
+        self._kick()
+        return entry, self.config.queues[outcome.queue]
 
     def position(self, entry: QueuedCaller) -> int:
         """1-based place in line among callers of the same queue (priority first, then who came first)."""
@@ -324,8 +347,9 @@ class AcdService:
             if not entry.call.gone and entry.assigned is None:
                 await self._hold_music(entry.call, queue)
 
-    async def _ring(self, entry: QueuedCaller, queue: QueueConfig, agent_id: str) -> bool:
-        """Ring the agent; True once the call was connected and is over; False on no answer (back in line)."""
+    async def _ring(self, entry: QueuedCaller, queue: QueueConfig, agent_id: str) -> Requeue | bool:
+        """Ring the agent. False on no answer (back in line); True once the connected call is over; a
+        ``Requeue`` when a blind transfer sends the caller back to a queue."""
         call = entry.call
         agent = self.config.agents[agent_id]
         try:
@@ -345,22 +369,21 @@ class AcdService:
         self.waiting.pop(entry.id, None)
         await asyncio.gather(call.ensure_answered(), self._stop_music(call))
         self._apply(agent_id, st.Answered(entry.id), call=call, queue=entry.queue)
-        connected_at = self.now()
-        wait = round(connected_at - entry.enqueued_at, 3)
+        wait = round(self.now() - entry.enqueued_at, 3)
+        conversation: Conversation | None = None
         try:
             if queue.whisper:
                 await call.play([_sound(m) for m in queue.whisper], channel_id=leg.channel_id)
-            await call.bridge_with(leg)
+            bridge_id = await call.bridge_with(leg)
             call.emit(AcdEventType.CONNECTED, {"queue": entry.queue, "agent": agent_id, "wait_seconds": wait})
-            while not call.gone and not leg.gone:
-                await call.wait_until_gone(timeout=0.5)
+            conversation = Conversation(self, entry, agent_id, leg, bridge_id)
+            await self.start_recording_if_configured(conversation)
+            outcome = await conversation.run()
         finally:
-            wrap = queue.wrap_up_for(agent)
-            self._apply(agent_id, st.CallEnded(entry.id, wrap_up_seconds=wrap), call=call, queue=entry.queue)
-            handled = self.now() - connected_at + wrap
-            old = self.handle_seconds.get(entry.queue, DEFAULT_HANDLE_SECONDS)
-            self.handle_seconds[entry.queue] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * handled
-        return True
+            if conversation is None:  # failed before the conversation took over the agent
+                self._apply(agent_id, st.CallEnded(entry.id, wrap_up_seconds=queue.wrap_up_for(agent)), call=call,
+                            queue=entry.queue)
+        return outcome if outcome is not None else True
 
     async def _overflow(self, entry: QueuedCaller, queue: QueueConfig, reason: str) -> str:
         call = entry.call

@@ -350,6 +350,9 @@ class Bridges(_Resource):
     async def start_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
         await self._c.request("POST", f"/bridges/{bridge_id}/moh", {"mohClass": moh_class})
 
+    async def stop_moh(self, bridge_id: str) -> None:
+        await self._c.request("DELETE", f"/bridges/{bridge_id}/moh")
+
     async def destroy(self, bridge_id: str) -> None:
         await self._c.request("DELETE", f"/bridges/{bridge_id}")
 
@@ -379,6 +382,13 @@ class Recordings(_Resource):
 
     async def cancel(self, name: str) -> None:
         await self._c.request("DELETE", f"/recordings/live/{name}")
+
+    async def pause(self, name: str) -> None:
+        """Pause a live recording: the paused time is left out of the file (e.g. card details said)."""
+        await self._c.request("POST", f"/recordings/live/{name}/pause")
+
+    async def unpause(self, name: str) -> None:
+        await self._c.request("DELETE", f"/recordings/live/{name}/pause")
 
     async def list_stored(self) -> list[StoredRecording]:
         data = await self._c.request("GET", "/recordings/stored")

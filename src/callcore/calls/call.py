@@ -50,6 +50,13 @@ class Leg:
     )
     gone: bool = False
     cause: int | None = None
+    # Resolved when the leg hangs up or leaves our app: what a conversation waits on besides the caller.
+    ended: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def mark_gone(self) -> None:
+        self.gone = True
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 class Call:
@@ -93,6 +100,7 @@ class Call:
         self._digit_waiter: asyncio.Future[None] | None = None
         self._playbacks: dict[str, asyncio.Future[str]] = {}
         self._recordings: dict[str, asyncio.Future[ev.LiveRecording]] = {}
+        self.recording_count = 0  # recordings made of this call (names <call id>-<n>)
 
     # -- state -----------------------------------------------------------------------------------------
     @property
@@ -196,14 +204,14 @@ class Call:
         elif isinstance(event, ev.StasisEnd):
             leg = self.legs.get(event.channel.id)
             if leg is not None:
-                leg.gone = True
+                leg.mark_gone()
                 return
             self.mark_gone()
 
     def _leg_gone(self, leg: Leg, event: ev.ChannelHangupRequest | ev.ChannelDestroyed) -> None:
         if leg.gone and leg.cause is not None:
             return  # HangupRequest then Destroyed: record the hangup once
-        leg.gone = True
+        leg.mark_gone()
         leg.cause = event.cause
         if not leg.answered.done():
             text = event.cause_txt if isinstance(event, ev.ChannelDestroyed) else ""
@@ -474,6 +482,15 @@ class Call:
         await self.ari.bridges.add_channel(bridge.id, [self.channel_id, leg.channel_id])
         self.emit(EventType.BRIDGED, {"bridge_id": bridge.id, "endpoint": leg.endpoint})
         return bridge.id
+
+    def watch_recording(self, name: str, finished: asyncio.Future[ev.LiveRecording]) -> None:
+        """Resolve ``finished`` with the recording when Asterisk reports ``name`` finished or failed."""
+        self._recordings[name] = finished
+
+    @property
+    def gone_future(self) -> asyncio.Future[None]:
+        """Resolved when the caller's channel is gone (to wait on it together with other things)."""
+        return self._gone
 
     async def wait_until_gone(self, timeout: float | None = None) -> None:
         await asyncio.wait({self._gone}, timeout=timeout)

@@ -261,7 +261,7 @@ class CallRuntime:
             else:
                 leg = call.legs.get(channel_id)
                 if leg is not None:
-                    leg.gone = True
+                    leg.mark_gone()
                 self._by_channel.pop(channel_id, None)
         unknown = live - set(self._by_channel)
         if unknown:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
-from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig
+from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig, TransferSettings
 from callcore.ivr.model import Flow, IvrConfig, Schedule
 
 
@@ -99,6 +99,7 @@ class CallcoreConfig(Section):
     skills: list[str] = Field(default_factory=list)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
+    transfers: TransferSettings = Field(default_factory=TransferSettings)
 
     # Not from YAML: where the file was, and a fingerprint recorded with every call.
     source: Path | None = Field(None, exclude=True)
@@ -110,7 +111,7 @@ class CallcoreConfig(Section):
         return IvrConfig(flows=self.flows, schedules=self.schedules)
 
     def acd(self) -> AcdConfig:
-        return AcdConfig(skills=self.skills, agents=self.agents, queues=self.queues)
+        return AcdConfig(skills=self.skills, agents=self.agents, queues=self.queues, transfers=self.transfers)
 
 
 class EnvOverrides(BaseSettings):
