@@ -107,6 +107,7 @@ class CallcoreApp:
             fallback_context=cfg.calls.fallback_context,
             config_version=cfg.version,
         )
+        self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
         self.dispatcher: OrderedDispatcher[AriEvent] = OrderedDispatcher(self.runtime.handle_event)
         self.stream = AriEventStream(
             self.ari,

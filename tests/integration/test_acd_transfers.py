@@ -161,3 +161,36 @@ async def _no_snoop_left(app: CallcoreApp, timeout: float = 5.0) -> None:
         from callcore.sandbox.asterisk import AsteriskSandbox
         print("CLI>", AsteriskSandbox(log=lambda _m: None).cli("core show channels concise"))
     assert left == [], f"snoop channels still up after {timeout} s: {left}"
+
+
+async def test_virtual_hold_calls_the_caller_back_in_turn_and_connects_the_reserved_agent(acd_app: CallcoreApp):
+    from tests.sip import Dtmf, run_caller
+
+    acd = acd_app.acd
+    acd.login("agent01", paused=True)  # staffed but busy: the caller waits and hears the offer after 1 s
+    with AgentPhone(1, hangup_after_ms=1500) as anna, PstnPhone() as callee:
+        # Press 1 once the offer has started: callcore confirms, keeps the place and hangs up (BYE).
+        (await asyncio.to_thread(run_caller, "7005", [Dtmf("1", pause_before_ms=3000)], bye_timeout_ms=20_000,
+                                 timeout=40)).check()
+        assert [c.callback_number for c in acd.waiting.values()] == ["+31201234567"]
+        acd.ready("agent01")  # its turn: agent01 is reserved, the caller's phone rings
+        await wait_until(lambda: anna.stats().get("SuccessfulCall(C)") == 1, timeout=30,
+                         what="the callback to reach agent01")
+        await wait_until(lambda: callee.stats().get("SuccessfulCall(C)") == 1, timeout=10,
+                         what="the called-back caller to be hung up after the agent")
+    await wait_until(lambda: acd_app.runtime.live_calls == 0, what="the callback call to end")
+    assert acd.waiting == {}
+    original = await events_of(acd_app, "7005", ("queued", "virtual_hold_requested", "virtual_hold_attempt"))
+    assert [t for t, _ in original] == ["queued", "virtual_hold_requested", "virtual_hold_attempt"]
+    assert original[2][1]["outcome"] == "answered"
+    callback_id = original[2][1]["callback_call_id"]
+    await acd_app.writer.flush()
+    rows = await acd_app.pool.fetch(
+        "SELECT type, payload FROM call_events WHERE call_id = $1::uuid ORDER BY id", callback_id)
+    story = [r["type"] for r in rows]
+    assert story[0] == "call_started" and rows[0]["payload"]["direction"] == "outbound"
+    assert "connected" in story and story[-1] == "call_ended"
+    assert next(r["payload"] for r in rows if r["type"] == "connected")["agent"] == "agent01"
+    await wait_until(lambda: acd.agents["agent01"].state == "ready", timeout=5, what="agent01's wrap-up to end")
+    assert [s for s, _ in await agent_states(acd_app, "agent01")] == [
+        "paused", "ready", "reserved", "on_call", "wrap_up", "ready"]

@@ -103,6 +103,22 @@ class Announcements(_Model):
     periodic: list[str] = Field(default_factory=list, description="sounds played every 'every' seconds")
 
 
+class VirtualHold(_Model):
+    """"Press 1 to be called back, keeping your place in line": the caller hangs up and is called back
+    when their turn comes (an agent is reserved for them), then connected to that agent."""
+
+    offer_after: float = Field(30.0, ge=0, description="seconds of waiting before the offer (repeated with announcements)")
+    digit: str = Field("1", pattern=r"^[0-9*#]$")
+    offer: list[str] = Field(default_factory=lambda: ["callcore/callback-offer"])
+    confirmation: list[str] = Field(default_factory=lambda: ["callcore/virtual-hold-confirmed"])
+    greeting: list[str] = Field(default_factory=lambda: ["callcore/virtual-hold-greeting"],
+                                description="played to the caller when called back, before the agent rings")
+    endpoint: str | None = Field(None, description="dial string with {number}; default: transfers.external_endpoint")
+    ring_timeout: float = Field(30.0, ge=15, le=120, description="seconds the caller's phone rings per attempt")
+    attempts: int = Field(2, ge=1, le=5)
+    retry_after: float = Field(120.0, gt=0, description="seconds before calling again, keeping the place")
+
+
 class QueueConfig(_Model):
     required_skills: dict[str, int] = Field(default_factory=dict, description="skill → minimum level (1-10)")
     priority: int = Field(0, description="base priority added to the caller's")
@@ -119,6 +135,7 @@ class QueueConfig(_Model):
     music_on_hold: str = "default"
     whisper: list[str] = Field(default_factory=list, description="sounds played to the agent before bridging")
     recording: bool = False
+    virtual_hold: VirtualHold | None = None
 
     def wrap_up_for(self, agent: AgentConfig | None) -> float:
         """Wrap-up seconds after a call of this queue: the agent's override, else the queue's."""
@@ -159,6 +176,12 @@ class AcdConfig(_Model):
     transfers: TransferSettings = Field(default_factory=TransferSettings)
 
 
+def media_uri(item: str) -> str:
+    """A sound as admins write it (``callcore/welcome``) → an ARI media URI (``sound:callcore/welcome``);
+    URIs with a scheme (``tone:ring``, ``number:3``) pass through."""
+    return item if ":" in item.split("/")[0] else f"sound:{item}"
+
+
 def caller_skills(items: Iterable[str]) -> dict[str, int]:
     """The IVR's ``skills: [...]`` (after ``${var}`` interpolation) → caller requirements.
 
@@ -197,5 +220,7 @@ __all__ = [
     "RelaxationStep",
     "ServiceLevel",
     "TransferSettings",
+    "VirtualHold",
     "caller_skills",
+    "media_uri",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from callcore.acd import agent_state as st
-from callcore.acd.model import AcdConfig, QueueConfig, caller_skills
+from callcore.acd.model import AcdConfig, QueueConfig, caller_skills, media_uri
 from callcore.acd.policies import DEFAULT_POLICY, CallerView, RoutingPolicy
 from callcore.acd.router import (
     estimated_wait,
@@ -29,7 +29,9 @@ from callcore.acd.router import (
 )
 from callcore.acd.controls import CallControls
 from callcore.acd.conversation import Conversation, Requeue
+from callcore.acd.virtual_hold import VIRTUAL_HOLD, VirtualHoldMixin
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
+from callcore.calls.runtime import CallRuntime
 from callcore.events import AgentEvent, EventSink, utcnow
 from callcore.ivr.commands import IvrEventType
 from callcore.ivr.commands import Queue
@@ -57,10 +59,19 @@ class QueuedCaller:
     offered_to: set[str] = field(default_factory=set)
     assigned: str | None = None  # the agent the dispatcher picked (its phone rings)
     wakeup: asyncio.Future[None] | None = None  # resolved to make the waiting task look again
+    # Virtual hold: the caller hung up and keeps its place; ``ident`` is the id of the next callback attempt.
+    callback_number: str | None = None
+    ident: str | None = None
+    attempts: int = 0
 
     @property
     def id(self) -> str:
-        return str(self.call.call_id)
+        return self.ident or str(self.call.call_id)
+
+    @property
+    def live(self) -> bool:
+        """Can be routed: a caller on the line, or a virtual-hold caller waiting for its callback."""
+        return self.callback_number is not None or not self.call.gone
 
     def view(self) -> CallerView:
         return CallerView(self.id, self.queue, self.priority, self.enqueued_at, dict(self.skills),
@@ -71,11 +82,7 @@ DEFAULT_HANDLE_SECONDS = 180.0
 HANDLE_TIME_WEIGHT = 0.2  # exponential moving average: recent calls count most
 
 
-def _sound(item: str) -> str:
-    return item if ":" in item.split("/")[0] else f"sound:{item}"
-
-
-class AcdService(CallControls):
+class AcdService(CallControls, VirtualHoldMixin):
     def __init__(
         self,
         config: AcdConfig,
@@ -101,6 +108,8 @@ class AcdService(CallControls):
         # Recent handle time (talk + wrap-up) per queue, for wait estimates; a typical 3 minutes until measured.
         self.handle_seconds: dict[str, float] = {q: DEFAULT_HANDLE_SECONDS for q in config.queues}
         self.conversations: dict[str, Conversation] = {}  # by call id: connected calls
+        self.runtime: CallRuntime | None = None  # set by the app: places virtual-hold callbacks
+        self._callbacks: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
@@ -169,6 +178,8 @@ class AcdService(CallControls):
         if self._relax_timer is not None:
             self._relax_timer.cancel()
             self._relax_timer = None
+        for task in self._callbacks:
+            task.cancel()
 
     # -- dispatching ----------------------------------------------------------------------------------
     def _kick(self) -> None:
@@ -180,7 +191,7 @@ class AcdService(CallControls):
     def _dispatch(self) -> None:
         self._dispatch_scheduled = False
         now = self.now()
-        free = {c.id: c for c in self.waiting.values() if c.assigned is None and not c.call.gone}
+        free = {c.id: c for c in self.waiting.values() if c.assigned is None and c.live}
         agents = [s.view(self.config.agents[a].skills, set(self.config.agents[a].queues))
                   for a, s in self.agents.items()]
         for caller in free.values():
@@ -194,6 +205,8 @@ class AcdService(CallControls):
             entry.assigned = offer.agent_id
             entry.call.emit(AcdEventType.OFFERED, {"queue": entry.queue, "agent": offer.agent_id,
                                                    "wait_seconds": round(now - entry.enqueued_at, 3)})
+            if entry.callback_number is not None:
+                self._start_callback(entry)  # virtual hold: its turn has come, call the caller back
             _wake(entry)
         if self._relax_timer is not None:
             self._relax_timer.cancel()
@@ -228,12 +241,21 @@ class AcdService(CallControls):
         # Route first: a caller for whom an agent is free goes straight to ringing, with no hold music to
         # start and stop (two REST round trips; measured in bench/routing_latency.py).
         self._dispatch()
+        return await self._serve_loop(entry, queue)
+
+    async def _serve_loop(self, entry: QueuedCaller, queue: QueueConfig, greeting: list[str] | None = None) -> str:
+        """Wait in line, ring agents, talk, follow transfers: until the call is over or overflows."""
+        call = entry.call
         try:
+            if greeting:
+                await call.play([media_uri(m) for m in greeting])
             while True:
                 if entry.assigned is None and call.channel_id not in self._moh:
                     await call.ensure_answered()  # the caller must wait: answer, and play hold music
                     await self._hold_music(call, queue)
                 agent_id = await self._wait_for_agent(entry, queue)
+                if agent_id == VIRTUAL_HOLD:
+                    return await self._accept_virtual_hold(entry, queue)
                 if agent_id is None:
                     self.waiting.pop(entry.id, None)
                     await self._stop_music(call)
@@ -300,30 +322,45 @@ class AcdService(CallControls):
             log.warning("could not start music on hold", error=str(exc))
 
     async def _wait_for_agent(self, entry: QueuedCaller, queue: QueueConfig) -> str | None:
-        """Wait until the dispatcher assigns an agent; announce while waiting; None when max_wait passed."""
+        """Wait until the dispatcher assigns an agent; announce while waiting. None when max_wait passed,
+        VIRTUAL_HOLD when the caller took the offer to be called back."""
         ann = queue.announcements
-        next_announcement = self.now() + ann.every if (ann.position or ann.periodic) else None
+        every = ann.every if (ann.position or ann.periodic or ann.estimated_wait) else None
+        next_announcement = self.now() + every if every else None
+        vh = queue.virtual_hold if self.can_call_back(entry) else None
+        offer_at = entry.enqueued_at + vh.offer_after if vh else None
+        offered = False
         while entry.assigned is None:
             now = self.now()
-            deadlines = [d for d in (next_announcement,
-                                     entry.enqueued_at + queue.max_wait if queue.max_wait else None) if d]
+            deadlines = [d for d in (next_announcement, None if offered else offer_at,
+                                     entry.enqueued_at + queue.max_wait if queue.max_wait else None) if d is not None]
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
             entry.wakeup = asyncio.get_running_loop().create_future()
+            if offered:
+                entry.call.digit_waiter().add_done_callback(lambda _f, e=entry: _wake(e))
             try:
                 await entry.call.wait_for(entry.wakeup, timeout)
             except TimeoutError:
                 pass
             if entry.assigned is not None:
                 break
+            if vh and offered and vh.digit in entry.call.take_digits():
+                return VIRTUAL_HOLD
             now = self.now()
             if max_wait_reached(queue, now - entry.enqueued_at):
                 return None
-            if next_announcement is not None and now >= next_announcement:
-                await self._announce(entry, queue)
-                next_announcement = self.now() + ann.every
+            announce_now = next_announcement is not None and now >= next_announcement
+            if vh and not offered and offer_at is not None and now >= offer_at:
+                offered, announce_now = True, True
+                entry.call.take_digits()  # digits pressed before the offer do not accept it
+            if announce_now:
+                await self._announce(entry, queue, extra=vh.offer if (vh and offered) else [])
+                next_announcement = self.now() + every if every else None
+                if vh and offered and vh.digit in entry.call.take_digits():
+                    return VIRTUAL_HOLD  # pressed while the offer played
         return entry.assigned
 
-    async def _announce(self, entry: QueuedCaller, queue: QueueConfig) -> None:
+    async def _announce(self, entry: QueuedCaller, queue: QueueConfig, extra: list[str] | None = None) -> None:
         media: list[str] = []
         position = self.position(entry)
         if queue.announcements.position:
@@ -336,7 +373,8 @@ class AcdService(CallControls):
                 media.append("sound:callcore/less-than-a-minute")
             elif wait < 3600:
                 media += ["sound:callcore/estimated-wait", f"number:{math.ceil(wait / 60)}", "sound:callcore/minutes"]
-        media += [_sound(m) for m in queue.announcements.periodic]
+        media += [media_uri(m) for m in queue.announcements.periodic]
+        media += [media_uri(m) for m in extra or []]
         if not media:
             return
         entry.call.emit(AcdEventType.ANNOUNCEMENT, {"queue": entry.queue, "position": position})
@@ -373,7 +411,7 @@ class AcdService(CallControls):
         conversation: Conversation | None = None
         try:
             if queue.whisper:
-                await call.play([_sound(m) for m in queue.whisper], channel_id=leg.channel_id)
+                await call.play([media_uri(m) for m in queue.whisper], channel_id=leg.channel_id)
             bridge_id = await call.bridge_with(leg)
             call.emit(AcdEventType.CONNECTED, {"queue": entry.queue, "agent": agent_id, "wait_seconds": wait})
             conversation = Conversation(self, entry, agent_id, leg, bridge_id)
@@ -394,7 +432,7 @@ class AcdService(CallControls):
         if action == "queue" and target and target != entry.queue:
             # Keeps its priority and its original wait: an overflow must not send a caller to the back.
             return await self._serve(QueuedCaller(call, target, entry.priority, entry.enqueued_at, entry.skills))
-        sounds = [_sound(m) for m in (overflow.sounds if overflow else [])]
+        sounds = [media_uri(m) for m in (overflow.sounds if overflow else [])]
         if action == "callback":
             call.emit(IvrEventType.CALLBACK_REQUESTED, {"number": call.caller_number, "queue": target or entry.queue,
                                                         "context": dict(call.variables), "reason": reason})

@@ -101,6 +101,10 @@ class Call:
         self._playbacks: dict[str, asyncio.Future[str]] = {}
         self._recordings: dict[str, asyncio.Future[ev.LiveRecording]] = {}
         self.recording_count = 0  # recordings made of this call (names <call id>-<n>)
+        self.handler: Any = None  # set for calls callcore placed itself: what runs once answered
+        self.hangup_cause: int | None = None
+        self.hangup_cause_text = ""
+        self._answered_out: asyncio.Future[None] = loop.create_future()  # a placed call's StasisStart
 
     # -- state -----------------------------------------------------------------------------------------
     @property
@@ -197,6 +201,15 @@ class Call:
             # A remote BYE comes as a HangupRequest without cause: the cause follows in ChannelDestroyed.
             self.mark_gone()
         elif isinstance(event, ev.StasisStart):
+            if event.channel.id == self.channel_id:
+                # A call we placed was answered and entered the app.
+                self.channel = event.channel
+                if not self.answered:
+                    self.answered = True
+                    self.emit(EventType.ANSWERED)
+                if not self._answered_out.done():
+                    self._answered_out.set_result(None)
+                return
             leg = self.legs.get(event.channel.id)
             if leg is not None and not leg.answered.done():
                 leg.answered.set_result(event.channel)
@@ -226,6 +239,7 @@ class Call:
     def record_hangup(self, cause: int | None, cause_text: str, by: str) -> None:
         if not self.hangup_recorded:
             self.hangup_recorded = True
+            self.hangup_cause, self.hangup_cause_text = cause, cause_text
             self.emit(EventType.HANGUP, {"cause": cause, "cause_text": cause_text, "by": by})
 
     # -- primitives ------------------------------------------------------------------------------------
@@ -317,6 +331,16 @@ class Call:
         if self._digit_waiter is None or self._digit_waiter.done():
             self._digit_waiter = asyncio.get_running_loop().create_future()
         return self._digit_waiter
+
+    def digit_waiter(self) -> asyncio.Future[None]:
+        """Resolved when the caller presses a digit (to wait on it together with other things)."""
+        return self._new_digit_waiter()
+
+    def take_digits(self) -> str:
+        """The digits pressed and not yet read, which are then forgotten."""
+        digits = "".join(self._digits)
+        self._digits.clear()
+        return digits
 
     async def say_digits(self, digits: str) -> None:
         await self.play(f"digits:{digits}")
@@ -482,6 +506,10 @@ class Call:
         await self.ari.bridges.add_channel(bridge.id, [self.channel_id, leg.channel_id])
         self.emit(EventType.BRIDGED, {"bridge_id": bridge.id, "endpoint": leg.endpoint})
         return bridge.id
+
+    async def wait_answered(self, timeout: float) -> None:
+        """For a call callcore placed: until it is answered (CallHungUp if it ends first, TimeoutError)."""
+        await self._wait(self._answered_out, timeout)
 
     def watch_recording(self, name: str, finished: asyncio.Future[ev.LiveRecording]) -> None:
         """Resolve ``finished`` with the recording when Asterisk reports ``name`` finished or failed."""

@@ -18,7 +18,7 @@ from callcore.ari import events as ev
 from callcore.ari.client import AriClient
 from callcore.ari.errors import AriError, AriNotFound
 from callcore.ari.models import Channel
-from callcore.calls.call import Call, CallHungUp
+from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.events import EventSink, EventType
 
 log = structlog.get_logger("callcore.calls")
@@ -132,6 +132,54 @@ class CallRuntime:
             call.emit(EventType.ANSWERED)
         self._start(call, tag_channel=True)
 
+    async def place_call(
+        self,
+        endpoint: str,
+        handler: Handler,
+        *,
+        caller_id: str | None = None,
+        timeout: float = 30.0,
+        data: dict[str, object] | None = None,
+        call_id: uuid.UUID | None = None,
+    ) -> Call:
+        """Dial out as a call of its own (a callback, a dialer attempt): ``handler`` runs in the call's own
+        task once it is answered. Returns the answered call; raises OriginateFailed when nobody answers (the
+        attempt is still a call in the store, with its hangup cause), CallHungUp when it vanished."""
+        channel_id = str(uuid.uuid4())
+        placeholder = Channel(id=channel_id, name=endpoint, state="Down")
+        call = Call(self, placeholder, call_id=call_id, direction="outbound", did=endpoint, args=["outbound"])
+        call.handler = handler
+        self._by_channel[channel_id] = call
+        self._calls[call.call_id] = call
+        self.counters["started"] += 1
+        call.emit(EventType.CALL_STARTED, {"direction": "outbound", "endpoint": endpoint, "caller_number": caller_id,
+                                           "config_version": self.config_version, **(data or {})})
+        try:
+            channel = await self.ari.channels.originate(
+                endpoint, app=self.ari.app, app_args=f"outbound,{call.call_id}", channel_id=channel_id,
+                caller_id=caller_id, timeout=int(timeout), variables={CALL_ID_VARIABLE: str(call.call_id)})
+            call.channel = channel
+            await call.wait_answered(timeout + 5)
+        except BaseException as exc:
+            self._calls.pop(call.call_id, None)
+            if isinstance(exc, AriError):
+                call.record_hangup(None, f"originate refused: {exc}", by="asterisk")
+                self._end(call, "failed")
+                raise OriginateFailed(endpoint, 0, str(exc)) from exc
+            if not isinstance(exc, (CallHungUp, TimeoutError)):
+                await asyncio.shield(self._safe(self.ari.channels.hangup(channel_id)))
+                raise
+            if not call.gone:
+                await self._safe(self.ari.channels.hangup(channel_id))  # no answer in time: stop ringing
+            for _ in range(100):  # the cause comes with ChannelDestroyed, maybe just after the HangupRequest
+                if call.hangup_recorded:
+                    break
+                await asyncio.sleep(0.02)
+            raise OriginateFailed(endpoint, call.hangup_cause or 0, call.hangup_cause_text) from exc
+        self._tasks[call.call_id] = asyncio.get_running_loop().create_task(
+            self._run(call, tag_channel=False), name=f"call:{call.call_id}")
+        return call
+
     def adopt_leg(self, call: Call, channel_id: str) -> None:
         """Route events of a channel ``call`` originates to that call."""
         self._by_channel[channel_id] = call
@@ -172,7 +220,7 @@ class CallRuntime:
         call.claim = claim
         await asyncio.wait({claim})
         try:
-            handler = self.router(call)
+            handler = call.handler or self.router(call)
             if handler is None:
                 call.log.warning("no flow for this DID; sending the call to the fallback", did=call.did)
                 call.emit(EventType.HANDLER_ERROR, {"error": f"no flow for DID {call.did!r}"})
