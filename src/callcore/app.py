@@ -108,6 +108,7 @@ class CallcoreApp:
             config_version=cfg.version,
         )
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
+        self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
         self.dispatcher: OrderedDispatcher[AriEvent] = OrderedDispatcher(self.runtime.handle_event)
         self.stream = AriEventStream(
             self.ari,

@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status", "cli", "build"])
     p.add_argument("command", nargs="*", help="for 'cli': an Asterisk CLI command")
     p.set_defaults(func=cmd_asterisk)
+
+    from callcore.api.cli import add_api_parser
+
+    add_api_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from callcore.config import CallcoreConfig
 from callcore.config.models import AriSettings, DatabaseSettings, InboundSettings
 
 pytestmark = pytest.mark.integration
+ACD_CONFIG = Path(__file__).resolve().parents[1] / "data" / "acd_test.yaml"
 
 
 def make_config(dsn: str, state_dir: Path, dids: dict[str, str] | None = None) -> CallcoreConfig:
@@ -35,6 +36,22 @@ async def start_app(config: CallcoreConfig, flows: dict[str, Handler] | None = N
 async def callcore(asterisk, pg_dsn: str, tmp_path: Path) -> AsyncIterator[CallcoreApp]:
     """callcore running in this test's event loop against the real sandbox and a fresh database."""
     app = await start_app(make_config(pg_dsn, tmp_path))
+    try:
+        yield app
+    finally:
+        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
+
+
+@pytest.fixture
+async def acd_app(asterisk, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CallcoreApp]:
+    """callcore with the ACD test config (tests/data/acd_test.yaml): agents 01-03, queues, DIDs 7001-7005."""
+    from callcore.config import load_config
+    from callcore.ivr.registry import CODE_FLOWS
+
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    path = tmp_path / "callcore.yaml"
+    path.write_text(ACD_CONFIG.read_text())
+    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
     try:
         yield app
     finally:

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from callcore.app import CallcoreApp
 from callcore.config import load_config
 from callcore.ivr.registry import CODE_FLOWS
-from tests.integration.conftest import start_app
+from tests.integration.conftest import ACD_CONFIG as CONFIG, start_app
 from tests.sip import AgentPhone, run_caller, run_cancel_caller
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-CONFIG = Path(__file__).resolve().parents[1] / "data" / "acd_test.yaml"
-
-
-@pytest.fixture
-async def acd_app(asterisk, pg_dsn, tmp_path, monkeypatch):
-    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
-    path = tmp_path / "callcore.yaml"
-    path.write_text(CONFIG.read_text())
-    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
-    try:
-        yield app
-    finally:
-        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
 
 
 def caller(did: str, hangup_after_ms: int | None = None, bye_timeout_ms: int = 40_000):

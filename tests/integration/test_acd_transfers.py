@@ -13,7 +13,7 @@ import pytest
 
 from callcore.acd.conversation import ConversationError
 from callcore.app import CallcoreApp
-from tests.integration.test_acd import acd_app, agent_states, caller, events_of  # noqa: F401 - fixture
+from tests.integration.test_acd import agent_states, caller, events_of
 from tests.sip import AgentPhone, PstnPhone
 from tests.waiting import wait_until
 

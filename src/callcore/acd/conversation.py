@@ -162,7 +162,7 @@ class Conversation:
         if party.agent_id is None:
             return
         status = self.acd.agents.get(party.agent_id)
-        call_id = str(self.call.call_id)
+        call_id = self.entry.id
         if status is None or call_id not in status.calls:
             return
         agent_cfg = self.acd.config.agents[party.agent_id]

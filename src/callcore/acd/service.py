@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from callcore.acd import agent_state as st
-from callcore.acd.model import AcdConfig, QueueConfig, caller_skills, media_uri
+from callcore.acd.model import MAX_LEVEL, MIN_LEVEL, AcdConfig, QueueConfig, caller_skills, media_uri
 from callcore.acd.policies import DEFAULT_POLICY, CallerView, RoutingPolicy
 from callcore.acd.router import (
     estimated_wait,
@@ -29,6 +29,7 @@ from callcore.acd.router import (
 )
 from callcore.acd.controls import CallControls
 from callcore.acd.conversation import Conversation, Requeue
+from callcore.acd.reconcile import AGENT_VARIABLE, QUEUE_VARIABLE, ReconcileMixin
 from callcore.acd.virtual_hold import VIRTUAL_HOLD, VirtualHoldMixin
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.calls.runtime import CallRuntime
@@ -82,7 +83,7 @@ DEFAULT_HANDLE_SECONDS = 180.0
 HANDLE_TIME_WEIGHT = 0.2  # exponential moving average: recent calls count most
 
 
-class AcdService(CallControls, VirtualHoldMixin):
+class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
     def __init__(
         self,
         config: AcdConfig,
@@ -168,7 +169,29 @@ class AcdService(CallControls, VirtualHoldMixin):
         self._apply(agent_id, st.Pause(reason))
 
     def end_wrap_up(self, agent_id: str) -> None:
-        self._apply(agent_id, st.WrapUpExpired())
+        """The agent is done with its after-call work before the wrap-up timer runs out."""
+        status = self.agents.get(agent_id)
+        if status is None:
+            raise KeyError(f"unknown agent {agent_id!r}")
+        if status.state != "wrap_up":
+            raise st.InvalidTransition(agent_id, status.state, "end wrap-up", "the agent is not in wrap-up")
+        self._apply(agent_id, st.Ready())
+
+    def set_skills(self, agent_id: str, skills: dict[str, int]) -> None:
+        """Change an agent's skills while running (the API); routing uses them from the next decision on.
+        The YAML is not rewritten: a reload or restart brings back the configured skills."""
+        agent = self.config.agents.get(agent_id)
+        if agent is None:
+            raise KeyError(f"unknown agent {agent_id!r}")
+        unknown = sorted(set(skills) - set(self.config.skills))
+        if unknown:
+            raise ValueError(f"unknown skills: {', '.join(unknown)}")
+        bad = sorted(k for k, v in skills.items() if not MIN_LEVEL <= v <= MAX_LEVEL)
+        if bad:
+            raise ValueError(f"skill levels must be {MIN_LEVEL}-{MAX_LEVEL}: {', '.join(bad)}")
+        self.config.agents[agent_id] = agent.model_copy(update={"skills": dict(skills)})
+        log.info("agent skills changed", agent=agent_id, skills=skills)
+        self._kick()
 
     def close(self) -> None:
         """Cancel timers (wrap-up ends, relaxation wake-ups): nothing of the ACD runs after shutdown."""
@@ -391,7 +414,9 @@ class AcdService(CallControls, VirtualHoldMixin):
         call = entry.call
         agent = self.config.agents[agent_id]
         try:
-            leg = await call.originate(agent.endpoint, timeout=queue.ring_timeout)
+            # Who and which queue, on the agent's channel: what a restarted callcore reads to resume the call.
+            leg = await call.originate(agent.endpoint, timeout=queue.ring_timeout,
+                                       variables={AGENT_VARIABLE: agent_id, QUEUE_VARIABLE: entry.queue})
         except OriginateFailed:
             call.emit(AcdEventType.AGENT_NO_ANSWER, {"queue": entry.queue, "agent": agent_id})
             self._apply(agent_id, st.RingNoAnswer(entry.id, pause=queue.no_answer_pause), call=call,

@@ -473,7 +473,8 @@ class Call:
             raise CallHungUp() from exc
 
     async def originate(
-        self, endpoint: str, *, timeout: float = 30.0, caller_id: str | None = None
+        self, endpoint: str, *, timeout: float = 30.0, caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> Leg:
         """Ring ``endpoint`` into our app; returns once it answered. Raises OriginateFailed, CallHungUp."""
         self._check()
@@ -490,6 +491,7 @@ class Call:
                 caller_id=caller_id or self.caller_number or None,
                 timeout=int(timeout),
                 originator=self.channel_id,
+                variables=variables,
             )
             await self._wait(leg.answered, timeout + 5)
         except BaseException:

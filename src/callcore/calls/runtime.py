@@ -18,7 +18,7 @@ from callcore.ari import events as ev
 from callcore.ari.client import AriClient
 from callcore.ari.errors import AriError, AriNotFound
 from callcore.ari.models import Channel
-from callcore.calls.call import Call, CallHungUp, OriginateFailed
+from callcore.calls.call import Call, CallHungUp, Leg, OriginateFailed
 from callcore.events import EventSink, EventType
 
 log = structlog.get_logger("callcore.calls")
@@ -67,6 +67,8 @@ class CallRuntime:
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._calls: dict[uuid.UUID, Call] = {}
         self.counters = {"started": 0, "adopted": 0, "vanished": 0, "handler_errors": 0, "refused": 0}
+        # After a restart: how to continue a call found bridged with its legs (the ACD's conversation).
+        self.resume: Callable[[Call, str], Handler | None] | None = None
 
     # -- introspection ---------------------------------------------------------------------------------
     @property
@@ -313,9 +315,7 @@ class CallRuntime:
                 self._by_channel.pop(channel_id, None)
         unknown = live - set(self._by_channel)
         if unknown:
-            for channel in await self.ari.channels.list():
-                if channel.id in unknown:
-                    await self._adopt(channel)
+            await self._adopt_all([c for c in await self.ari.channels.list() if c.id in unknown])
         # A call whose task died while Asterisk was unreachable, but whose channel lives on: run it again.
         for call in list(self._calls.values()):
             task = self._tasks.get(call.call_id)
@@ -323,14 +323,37 @@ class CallRuntime:
                 self._start(call, tag_channel=False)
         log.info("ARI resync done", live_channels=len(live), calls=self.live_calls)
 
-    async def _adopt(self, channel: Channel) -> None:
-        args = stasis_args(channel)
-        if args and args[0] == "leg":
+    async def _adopt_all(self, channels: list[Channel]) -> None:
+        """Take over channels another callcore process left in our app (a restart): callers first, then the
+        legs they had (agent phones, transferred-to numbers), then each call resumes. A caller still bridged
+        with its legs is a conversation in progress: the ``resume`` hook continues it instead of restarting
+        its flow from the top; anything else starts its flow again."""
+        legs = [c for c in channels if stasis_args(c)[:1] == ["leg"]]
+        adopted: list[tuple[Call, bool]] = []
+        for channel in channels:
+            if stasis_args(channel)[:1] != ["leg"]:
+                adopted.append(await self._adopt(channel))
+        for channel in legs:
+            args = stasis_args(channel)
             parent = _uuid(args[1]) if len(args) > 1 else None
             call = self._calls.get(parent) if parent else None
             if call is None:
-                await self._safe(self.ari.channels.hangup(channel.id))
-            return
+                await self._safe(self.ari.channels.hangup(channel.id))  # its caller is gone: nobody to talk to
+                continue
+            leg = Leg(channel_id=channel.id, endpoint=channel.name)
+            leg.answered.set_result(channel)
+            call.legs[channel.id] = leg
+            self._by_channel[channel.id] = call
+        bridges = await self.ari.bridges.list() if legs and self.resume is not None else []
+        bridge_of = {ch: b.id for b in bridges for ch in b.channels}
+        for call, tag in adopted:
+            bridge_id = bridge_of.get(call.channel_id)
+            if bridge_id is not None and call.legs and self.resume is not None:
+                call.handler = self.resume(call, bridge_id)
+            self._start(call, tag_channel=tag)
+
+    async def _adopt(self, channel: Channel) -> tuple[Call, bool]:
+        args = stasis_args(channel)
         try:
             call_id = _uuid(await self.ari.channels.get_variable(channel.id, CALL_ID_VARIABLE))
         except AriError:
@@ -338,7 +361,9 @@ class CallRuntime:
         call = Call(self, channel, call_id=call_id, adopted=True, **_direction_and_did(args, channel))
         self.counters["adopted"] += 1
         call.emit(EventType.CALL_ADOPTED, {"direction": call.direction, "did": call.did})
-        self._start(call, tag_channel=call_id is None)
+        self._calls[call.call_id] = call
+        self._by_channel[call.channel_id] = call
+        return call, call_id is None
 
     # -- shutdown --------------------------------------------------------------------------------------
     def stop_accepting(self) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callcore.api.config import ApiSettings
 from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
 from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig, TransferSettings
 from callcore.ivr.model import Flow, IvrConfig, Schedule
@@ -93,6 +94,7 @@ class CallcoreConfig(Section):
     event_store: EventStoreSettings = Field(default_factory=EventStoreSettings)
     calls: CallsSettings = Field(default_factory=CallsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     flows: dict[str, Flow] = Field(default_factory=dict)

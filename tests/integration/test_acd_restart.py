@@ -1,0 +1,89 @@
+"""A callcore crash mid-conversation: the caller and agent keep talking in Asterisk, the next callcore takes over.
+
+Real processes: `callcore run` is killed with SIGKILL while a sipp caller talks to agent01's sipp phone; a new
+callcore (same database) adopts the call, puts agent01 back on_call with it, and ends it normally (wrap-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from callcore.config import load_config
+from callcore.ivr.registry import CODE_FLOWS
+from tests.integration.conftest import start_app
+from tests.integration.test_acd import CONFIG, caller
+from tests.sip import AgentPhone
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def _connected_events(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM call_events WHERE type = 'connected'")
+    finally:
+        await conn.close()
+
+
+async def test_a_crash_mid_call_leaves_the_conversation_alive_and_the_next_process_resumes_it(
+    asterisk, pg_dsn, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    path = tmp_path / "callcore.yaml"
+    path.write_text(CONFIG.read_text().replace("queues: [billing, callme]}", "queues: [billing, callme],"
+                                               " login_at_start: true}"))
+    log_path = tmp_path / "first.log"
+    with log_path.open("wb") as log:
+        first = subprocess.Popen([sys.executable, "-m", "callcore.cli", "run", "-c", str(path)], stdout=log,
+                                 stderr=subprocess.STDOUT, env={**os.environ, "CALLCORE_DATABASE_URL": pg_dsn},
+                                 cwd=REPO)
+    second = None
+    try:
+        with AgentPhone(1) as anna:
+            await wait_until(lambda: b"ARI connected" in log_path.read_bytes(), timeout=30, what="callcore run")
+            call = caller("7001", hangup_after_ms=12_000)  # talks 12 s, then hangs up
+            for _ in range(150):  # the first process's writer flushes within its batch interval
+                if await _connected_events(pg_dsn) == 1:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the caller was not connected to agent01: " + log_path.read_text()[-2000:])
+            await asyncio.sleep(1.0)  # talking
+            first.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(first.wait, 10)
+            second = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
+            acd = second.acd
+            await wait_until(lambda: any("agent01" in c.agents for c in acd.conversations.values()), timeout=10,
+                             what="the conversation to be resumed")
+            assert acd.agents["agent01"].state == "on_call"
+            assert second.runtime.counters["adopted"] == 1
+            (await call).check()  # the caller talked on through the crash and hung up normally
+            await wait_until(lambda: anna.stats().get("SuccessfulCall(C)") == 1, timeout=5,
+                             what="agent01's phone to be hung up")
+            await wait_until(lambda: acd.agents["agent01"].state == "wrap_up", timeout=5, what="wrap-up")
+        await second.writer.flush()
+        rows = await second.pool.fetch("SELECT type, payload FROM call_events ORDER BY id")
+        types = [r["type"] for r in rows]
+        assert types.count("call_started") == 1 and "call_adopted" in types and types[-1] == "call_ended"
+        resumed = next(r["payload"] for r in rows if r["type"] == "conversation_resumed")
+        assert resumed == {"queue": "billing", "agents": ["agent01"], "other_parties": [], "dropped_legs": []}
+        states = await second.pool.fetch("SELECT state, reason FROM agent_events WHERE agent_id = 'agent01' "
+                                         "ORDER BY id")
+        assert [(r["state"], r["reason"]) for r in states][-3:] == [
+            ("ready", "login"), ("on_call", "call resumed after restart"), ("wrap_up", "call ended")]
+        assert (await second.ari.bridges.list()) == []
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if second is not None:
+            await asyncio.wait_for(second.stop(drain_seconds=2), 30)
