@@ -12,6 +12,10 @@ from pathlib import Path
 import structlog
 
 from callcore.acd.service import AcdService
+from callcore.api.health import database_check
+from callcore.api.metrics import Metrics
+from callcore.api.server import ApiServer
+from callcore.api.services import ApiServices, PgCallStore
 from callcore.ari.client import AriClient
 from callcore.ari.dispatch import OrderedDispatcher
 from callcore.ari.errors import ApplicationReplaced, AriError
@@ -61,7 +65,7 @@ class ReloadResult:
 
 
 # Settings a reload cannot change in a running process (they are wired at start).
-RESTART_ONLY = ("state_dir", "ari", "database", "event_store", "logging")
+RESTART_ONLY = ("state_dir", "ari", "database", "event_store", "logging", "api")
 
 
 class CallcoreApp:
@@ -118,7 +122,26 @@ class CallcoreApp:
             heartbeat=cfg.ari.heartbeat,
         )
         self._stream_task = asyncio.get_running_loop().create_task(self._run_stream(), name="ari-stream")
+        self.api: ApiServer | None = None
+        if cfg.api.enabled:
+            await self._start_api()
         log.info("callcore started", ari=cfg.ari.url, app=cfg.ari.app, config_version=cfg.version)
+
+    async def _start_api(self) -> None:
+        """The HTTP control API: it calls the services; no telephony happens in it."""
+        self.metrics = Metrics()
+        services = ApiServices(acd=self.acd, calls=self.runtime, store=PgCallStore(self.pool), conversations=self.acd,
+                               sink=self.writer)
+        self.api = ApiServer.from_settings(self.config.api, services, self.pool, metrics=self.metrics, ready_checks={
+            "ari": lambda: self.stream.stats.connected, "database": database_check(self.pool), "config": lambda: True})
+
+        def collect(m: Metrics) -> None:
+            m.update_from_acd(self.acd)
+            m.set_calls_in_progress(self.runtime.live_calls)
+            m.set_event_writer_backlog(self.writer.stats.buffered)
+
+        self.metrics.on_collect(collect)
+        await self.api.start()
 
     async def _run_stream(self) -> None:
         try:
@@ -184,6 +207,8 @@ class CallcoreApp:
     async def stop(self, drain_seconds: float | None = None) -> None:
         """Drain calls, close the event stream, flush every event, release the database."""
         drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
+        if getattr(self, "api", None) is not None:
+            await _bounded("stopping the API", self.api.stop(), 5)  # no new commands while calls drain
         log.debug("stop: draining")
         handed_back = await self.runtime.drain(drain)
         log.debug("stop: drained")

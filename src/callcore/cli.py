@@ -96,6 +96,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.kind == "dialer":
+        from callcore.leads.cli import cmd_report_dialer
+
+        return cmd_report_dialer(args)
     from datetime import datetime, timedelta, timezone
 
     from callcore.app import open_database
@@ -230,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("report", help="reports computed from the call events")
-    p.add_argument("kind", choices=["ivr"])
+    p.add_argument("kind", choices=["ivr", "dialer"])
+    p.add_argument("campaign", nargs="?", help="for 'dialer': the campaign (abandonment ledger by window)")
     p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
     p.add_argument("--since", help="ISO date/time (default: 24 h ago); UTC unless it has an offset")
     p.add_argument("--until", help="ISO date/time (default: now)")
@@ -249,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     from callcore.api.cli import add_api_parser
 
     add_api_parser(sub)
+
+    from callcore.api.agent_cli import add_agent_parser
+
+    add_agent_parser(sub, DEFAULT_CONFIG)
+
+    from callcore.leads.cli import add_leads_parser
+
+    add_leads_parser(sub)
     return parser
 
 

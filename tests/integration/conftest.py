@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,9 +10,12 @@ import pytest
 from callcore.app import CallcoreApp
 from callcore.calls.runtime import Handler
 from callcore.config import CallcoreConfig
+from callcore.api.config import ApiSettings
 from callcore.config.models import AriSettings, DatabaseSettings, InboundSettings
 
 pytestmark = pytest.mark.integration
+# Every callcore the integration tests start (in process or `callcore run`) serves its API on a free port.
+os.environ.setdefault("CALLCORE_API_PORT", "0")
 ACD_CONFIG = Path(__file__).resolve().parents[1] / "data" / "acd_test.yaml"
 
 
@@ -20,6 +24,7 @@ def make_config(dsn: str, state_dir: Path, dids: dict[str, str] | None = None) -
         state_dir=state_dir,
         ari=AriSettings(password="callcore-sandbox", reconnect_initial=0.2, reconnect_max=1.0, heartbeat=2.0),
         database=DatabaseSettings(url=dsn),
+        api=ApiSettings(port=0),  # any free port: tests never collide with a running callcore
         inbound=InboundSettings(dids=dids or {"1000": "say_digit"}),
         version="test",
     )

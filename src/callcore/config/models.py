@@ -18,6 +18,7 @@ from callcore.api.config import ApiSettings
 from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
 from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig, TransferSettings
 from callcore.ivr.model import Flow, IvrConfig, Schedule
+from callcore.campaigns.model import CampaignConfig
 
 
 class Section(BaseModel):
@@ -102,6 +103,7 @@ class CallcoreConfig(Section):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
     transfers: TransferSettings = Field(default_factory=TransferSettings)
+    campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
 
     # Not from YAML: where the file was, and a fingerprint recorded with every call.
     source: Path | None = Field(None, exclude=True)
@@ -123,6 +125,7 @@ class EnvOverrides(BaseSettings):
     ari_password: SecretStr | None = None
     ari_url: str | None = None
     database_url: SecretStr | None = None
+    api_port: int | None = None  # e.g. 0 (any free port) for test runs next to a running callcore
 
 
 def load_config(
@@ -143,6 +146,8 @@ def load_config(
         data.setdefault("ari", {})["url"] = env.ari_url
     if env.database_url is not None:
         data.setdefault("database", {})["url"] = env.database_url.get_secret_value()
+    if env.api_port is not None and isinstance(data.get("api", {}), dict):
+        data.setdefault("api", {})["port"] = env.api_port
     issues: list[ConfigIssue] = []
     config: CallcoreConfig | None = None
     try:
@@ -164,6 +169,14 @@ def load_config(
             acd_errors, acd_warnings = validate_acd(config.acd(), lines=lines, file=str(path), ivr=config.ivr())
             issues.extend(acd_errors)
             warnings = [*warnings, *acd_warnings]
+        if config.campaigns:
+            from callcore.campaigns.validate import validate_campaigns
+
+            camp_errors, camp_warnings = validate_campaigns(
+                config.campaigns, lines=lines, file=str(path), acd=config.acd(), known_sounds=known_sounds
+            )
+            issues.extend(camp_errors)
+            warnings = [*warnings, *camp_warnings]
     ari = data.get("ari") if isinstance(data.get("ari"), dict) else {}
     if not ari.get("password"):
         issues.append(

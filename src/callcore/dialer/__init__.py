@@ -1,0 +1,1 @@
+"""The outbound dialer's pure core: abandonment compliance (more to come: estimators, the predictive pacer)."""
