@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from callcore.acd.service import AcdService
+from callcore.dialer.service import DialerService
 from callcore.api.health import database_check
 from callcore.api.metrics import Metrics
 from callcore.api.server import ApiServer
@@ -113,6 +114,9 @@ class CallcoreApp:
         )
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
         self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
+        self.dialer: DialerService | None = None
+        if cfg.campaigns:
+            self.dialer = DialerService(cfg.campaigns, self.acd, self.runtime, self.pool)
         self.dispatcher: OrderedDispatcher[AriEvent] = OrderedDispatcher(self.runtime.handle_event)
         self.stream = AriEventStream(
             self.ari,
@@ -209,6 +213,8 @@ class CallcoreApp:
         drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
         if getattr(self, "api", None) is not None:
             await _bounded("stopping the API", self.api.stop(), 5)  # no new commands while calls drain
+        if getattr(self, "dialer", None) is not None:
+            await _bounded("stopping the dialer", self.dialer.close(), 5)  # no new attempts while calls drain
         log.debug("stop: draining")
         handed_back = await self.runtime.drain(drain)
         log.debug("stop: drained")

@@ -505,10 +505,7 @@ class AnsweringPhone:
         if self.proc is not None:
             raise RuntimeError(f"{self.name} already started")
         self.workdir, self._owned = _workdir(self._workdir_arg, self.name)
-        scenario = uas_scenario(
-            self.workdir, ring_ms=self.ring_ms, hangup_after_ms=self.hangup_after_ms, media_pcap=self.media_pcap,
-            name=self.name,
-        )  # fmt: skip
+        scenario = self._scenario(self.workdir)
         cmd = [sipp_binary(), "-sf", str(scenario), "-p", str(self.port)]
         cmd += _sipp_common(self.workdir, self.name, allocate_media_port())
         if self.trace_msg:
@@ -522,6 +519,10 @@ class AnsweringPhone:
             self.stop()
             raise
         return self
+
+    def _scenario(self, workdir: Path) -> Path:
+        return uas_scenario(workdir, ring_ms=self.ring_ms, hangup_after_ms=self.hangup_after_ms,
+                            media_pcap=self.media_pcap, name=self.name)
 
     def _wait_bound(self, timeout: float) -> None:
         # Ready once sipp holds the SIP port (binding it ourselves then fails).
@@ -584,3 +585,31 @@ class PstnPhone(AnsweringPhone):
     def __init__(self, **kwargs: object) -> None:
         kwargs.setdefault("name", "pstn")
         super().__init__(PSTN_PORT, **kwargs)  # type: ignore[arg-type]
+
+
+class PstnNetwork(AnsweringPhone):
+    """The phone network behind the trunk (:5080) as many callees, each behaving by the last digit of the number
+    dialled: 0-3 a person, 4-5 busy, 6-7 no answer, 8-9 an answering machine (scenarios/pstn_sim.xml). Every
+    SIP message is traced (``dialled()`` lists the numbers that were called)."""
+
+    def __init__(self, ring_ms: int = 800, **kwargs: object) -> None:
+        kwargs.setdefault("name", "pstn-network")
+        kwargs.setdefault("trace_msg", True)
+        super().__init__(PSTN_PORT, ring_ms=ring_ms, **kwargs)  # type: ignore[arg-type]
+
+    def _scenario(self, workdir: Path) -> Path:
+        from .speech_pcap import write_machine_pcap, write_person_pcap
+
+        person = write_person_pcap(workdir / "person.pcap")
+        machine = write_machine_pcap(workdir / "machine.pcap")
+        path = workdir / f"{self.name}.xml"
+        path.write_text(render("pstn_sim.xml", ring_ms=max(1, self.ring_ms), person_pcap=person,
+                               machine_pcap=machine))
+        return path
+
+    def dialled(self) -> list[str]:
+        """The numbers of every INVITE that reached the network, in order (from sipp's message trace)."""
+        if self.workdir is None:
+            return []
+        text = _read(self.workdir / f"{self.name}.messages.log")
+        return re.findall(r"^INVITE sip:([^@;\s]+)@", text, flags=re.MULTILINE)

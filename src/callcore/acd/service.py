@@ -64,6 +64,11 @@ class QueuedCaller:
     callback_number: str | None = None
     ident: str | None = None
     attempts: int = 0
+    # Outbound (the dialer): the caller's own wait limit, and what it hears when it passes (then hang up).
+    max_wait: float | None = None
+    on_max_wait: list[str] | None = None
+    connected_at: float | None = None  # when it was bridged to an agent (service clock)
+    agent: str | None = None  # who it was connected to
 
     @property
     def id(self) -> str:
@@ -110,6 +115,7 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         self.handle_seconds: dict[str, float] = {q: DEFAULT_HANDLE_SECONDS for q in config.queues}
         self.conversations: dict[str, Conversation] = {}  # by call id: connected calls
         self.runtime: CallRuntime | None = None  # set by the app: places virtual-hold callbacks
+        self._agent_listeners: list[Callable[[str], None]] = []
         self._callbacks: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
@@ -133,6 +139,13 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             delay = max(0.0, status.wrap_up_until - self.now())
             self._wrap_timers[agent_id] = asyncio.get_running_loop().call_later(delay, self._wrap_up_over, agent_id)
         self._kick()
+        if transitions:
+            for listener in self._agent_listeners:
+                listener(agent_id)
+
+    def on_agent_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(agent_id)`` after every agent state change (the dialer paces on it)."""
+        self._agent_listeners.append(listener)
 
     def _wrap_up_over(self, agent_id: str) -> None:
         self._wrap_timers.pop(agent_id, None)
@@ -282,6 +295,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                 if agent_id is None:
                     self.waiting.pop(entry.id, None)
                     await self._stop_music(call)
+                    if entry.on_max_wait is not None:
+                        return await self._no_agent_in_time(entry)
                     return await self._overflow(entry, queue, "max_wait")
                 outcome = await self._ring(entry, queue, agent_id)
                 if isinstance(outcome, Requeue):
@@ -302,6 +317,30 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                 self._apply(entry.assigned, st.OfferCancelled(entry.id, "caller hung up"), call=call,
                             queue=entry.queue)
             self._kick()
+
+    async def connect_outbound(self, call: Call, queue_name: str, *, priority: int, skills: dict[str, int],
+                               max_wait: float, timeout_sounds: list[str]) -> QueuedCaller:
+        """A person the dialer reached: connect them to the best free agent of ``queue_name`` within
+        ``max_wait`` seconds (the compliance limit, e.g. 2 s), or play ``timeout_sounds`` and hang up. Runs in the
+        call's task until the call is over; the returned entry says whether and when an agent took it."""
+        queue = self.config.queues[queue_name]
+        entry = QueuedCaller(call, queue_name, priority, self.now(), dict(skills), max_wait=max_wait,
+                             on_max_wait=list(timeout_sounds))
+        self.waiting[entry.id] = entry
+        call.emit(AcdEventType.QUEUED, {"queue": queue_name, "priority": priority, "skills": entry.skills,
+                                        "position": self.position(entry), "outbound": True})
+        self._dispatch()
+        await self._serve_loop(entry, queue)
+        return entry
+
+    async def _no_agent_in_time(self, entry: QueuedCaller) -> str:
+        """Outbound: no agent within the limit. The callee hears who called (the law's identification message)."""
+        entry.call.emit(AcdEventType.OVERFLOW, {"queue": entry.queue, "reason": "connect_limit",
+                                                "action": "message", "target": None})
+        if entry.on_max_wait:
+            await entry.call.play([media_uri(m) for m in entry.on_max_wait])
+        await entry.call.hangup()
+        return "no_agent"
 
     def _requeue(self, old: QueuedCaller, outcome: Requeue) -> tuple[QueuedCaller, QueueConfig]:
         """A blind transfer: the caller waits again in ``outcome.queue`` with its priority and data; a
@@ -355,8 +394,9 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         offered = False
         while entry.assigned is None:
             now = self.now()
+            limit = entry.max_wait if entry.max_wait is not None else queue.max_wait
             deadlines = [d for d in (next_announcement, None if offered else offer_at,
-                                     entry.enqueued_at + queue.max_wait if queue.max_wait else None) if d is not None]
+                                     entry.enqueued_at + limit if limit else None) if d is not None]
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
             entry.wakeup = asyncio.get_running_loop().create_future()
             if offered:
@@ -370,6 +410,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             if vh and offered and vh.digit in entry.call.take_digits():
                 return VIRTUAL_HOLD
             now = self.now()
+            if entry.max_wait is not None and now - entry.enqueued_at >= entry.max_wait:
+                return None
             if max_wait_reached(queue, now - entry.enqueued_at):
                 return None
             announce_now = next_announcement is not None and now >= next_announcement
@@ -439,6 +481,7 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                 await call.play([media_uri(m) for m in queue.whisper], channel_id=leg.channel_id)
             bridge_id = await call.bridge_with(leg)
             call.emit(AcdEventType.CONNECTED, {"queue": entry.queue, "agent": agent_id, "wait_seconds": wait})
+            entry.connected_at, entry.agent = self.now(), agent_id
             conversation = Conversation(self, entry, agent_id, leg, bridge_id)
             await self.start_recording_if_configured(conversation)
             outcome = await conversation.run()

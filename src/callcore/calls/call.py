@@ -202,8 +202,9 @@ class Call:
             self.mark_gone()
         elif isinstance(event, ev.StasisStart):
             if event.channel.id == self.channel_id:
-                # A call we placed was answered and entered the app.
+                # A call we placed was answered and entered the app (its arguments: e.g. the AMD verdict).
                 self.channel = event.channel
+                self.args = list(event.args)
                 if not self.answered:
                     self.answered = True
                     self.emit(EventType.ANSWERED)

@@ -143,10 +143,15 @@ class CallRuntime:
         timeout: float = 30.0,
         data: dict[str, object] | None = None,
         call_id: uuid.UUID | None = None,
+        context: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> Call:
         """Dial out as a call of its own (a callback, a dialer attempt): ``handler`` runs in the call's own
         task once it is answered. Returns the answered call; raises OriginateFailed when nobody answers (the
-        attempt is still a call in the store, with its hangup cause), CallHungUp when it vanished."""
+        attempt is still a call in the store, with its hangup cause), CallHungUp when it vanished.
+
+        ``context``: answered calls run that dialplan context first (answering-machine detection: ARI has no
+        AMD), which then enters our app with its verdict as Stasis arguments (``call.args``)."""
         channel_id = str(uuid.uuid4())
         placeholder = Channel(id=channel_id, name=endpoint, state="Down")
         call = Call(self, placeholder, call_id=call_id, direction="outbound", did=endpoint, args=["outbound"])
@@ -156,10 +161,20 @@ class CallRuntime:
         self.counters["started"] += 1
         call.emit(EventType.CALL_STARTED, {"direction": "outbound", "endpoint": endpoint, "caller_number": caller_id,
                                            "config_version": self.config_version, **(data or {})})
+        channel_vars = {CALL_ID_VARIABLE: str(call.call_id), **(variables or {})}
         try:
-            channel = await self.ari.channels.originate(
-                endpoint, app=self.ari.app, app_args=f"outbound,{call.call_id}", channel_id=channel_id,
-                caller_id=caller_id, timeout=int(timeout), variables={CALL_ID_VARIABLE: str(call.call_id)})
+            if context is None:
+                channel = await self.ari.channels.originate(
+                    endpoint, app=self.ari.app, app_args=f"outbound,{call.call_id}", channel_id=channel_id,
+                    caller_id=caller_id, timeout=int(timeout), variables=channel_vars)
+            else:
+                channel = await self.ari.channels.originate(
+                    endpoint, context=context, extension="s", priority=1, channel_id=channel_id,
+                    caller_id=caller_id, timeout=int(timeout), variables=channel_vars)
+                # Not in our app until the dialplan sends it: subscribe, or a busy or unanswered call's
+                # ChannelDestroyed (with its cause) would never reach us.
+                await self.ari.applications.subscribe(self.ari.app, [f"channel:{channel_id}"])
+                call.subscribed = True
             call.channel = channel
             await call.wait_answered(timeout + 5)
         except BaseException as exc:

@@ -576,7 +576,15 @@ class AsteriskSandbox:
         pids = self._daemon_pids()
         if pids:
             st = self._wait_for_ari(pids[0], timeout)
-            st.notes.insert(0, "already running: left as it is")
+            changed = config_differs(self.config_dir, self.etc_dir)
+            if changed:
+                # The project's config changed since this Asterisk started (a new dialplan context, say):
+                # install it and reload, so a running sandbox never tests yesterday's configuration.
+                install_config(self.config_dir, self.etc_dir)
+                self.cli("core reload")
+                st.notes.insert(0, f"already running: reloaded changed config ({', '.join(changed)})")
+            else:
+                st.notes.insert(0, "already running: left as it is")
             self._prompts_on_up()  # new sound files need no restart
             return st
         if port_open("127.0.0.1", _port_of(self.ari_url)):
