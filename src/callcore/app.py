@@ -111,6 +111,7 @@ class CallcoreApp:
             on_handler_error=cfg.calls.on_handler_error,
             fallback_context=cfg.calls.fallback_context,
             config_version=cfg.version,
+            subscribe_all=True,
         )
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
         self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
@@ -124,6 +125,8 @@ class CallcoreApp:
             on_connected=self.runtime.resync,
             backoff=Backoff(initial=cfg.ari.reconnect_initial, maximum=cfg.ari.reconnect_max),
             heartbeat=cfg.ari.heartbeat,
+            # Every channel's events (filtered to the types callcore handles): no per-call subscribe request.
+            subscribe_all=True,
         )
         self._stream_task = asyncio.get_running_loop().create_task(self._run_stream(), name="ari-stream")
         self.api: ApiServer | None = None
@@ -218,6 +221,7 @@ class CallcoreApp:
         log.debug("stop: draining")
         handed_back = await self.runtime.drain(drain)
         log.debug("stop: drained")
+        await _bounded("destroying idle bridges", self.runtime.bridge_pool.close(), 5)
         self.acd.close()
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)

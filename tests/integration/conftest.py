@@ -61,3 +61,10 @@ async def acd_app(asterisk, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.Mon
         yield app
     finally:
         await asyncio.wait_for(app.stop(drain_seconds=2), 30)
+
+
+async def assert_no_bridge_in_use(app: CallcoreApp) -> None:
+    """Every bridge left in Asterisk is empty and idle in callcore's pool (reused by the next call)."""
+    bridges = await app.ari.bridges.list()
+    assert all(not b.channels for b in bridges), [(b.id, b.channels) for b in bridges]
+    assert {b.id for b in bridges} <= set(app.runtime.bridge_pool.idle)

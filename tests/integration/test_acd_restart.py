@@ -21,6 +21,7 @@ from callcore.ivr.registry import CODE_FLOWS
 from tests.integration.conftest import start_app
 from tests.integration.test_acd import CONFIG, caller
 from tests.sip import AgentPhone
+from tests.integration.conftest import assert_no_bridge_in_use
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -81,7 +82,7 @@ async def test_a_crash_mid_call_leaves_the_conversation_alive_and_the_next_proce
                                          "ORDER BY id")
         assert [(r["state"], r["reason"]) for r in states][-3:] == [
             ("ready", "login"), ("on_call", "call resumed after restart"), ("wrap_up", "call ended")]
-        assert (await second.ari.bridges.list()) == []
+        await assert_no_bridge_in_use(second)
     finally:
         if first.poll() is None:
             first.kill()

@@ -15,6 +15,7 @@ from callcore.acd.conversation import ConversationError
 from callcore.app import CallcoreApp
 from tests.integration.test_acd import agent_states, caller, events_of
 from tests.sip import AgentPhone, PstnPhone
+from tests.integration.conftest import assert_no_bridge_in_use
 from tests.waiting import wait_until
 
 SPEECH = Path("/usr/share/sip-tester/g711a.pcap")
@@ -140,7 +141,7 @@ async def test_supervisor_listens_then_whispers_and_every_snoop_is_torn_down(acd
                          what="the supervisor's second call to end")
     await wait_until(lambda: acd_app.runtime.live_calls == 0, what="the call to end")
     await _no_snoop_left(acd_app)
-    assert (await acd_app.ari.bridges.list()) == []
+    await assert_no_bridge_in_use(acd_app)
     story = await events_of(acd_app, "7001", ("supervision_started", "supervision_ended"))
     assert [(t, p["mode"] if t.endswith("started") else p["reason"]) for t, p in story] == [
         ("supervision_started", "listen"), ("supervision_ended", "stopped"),

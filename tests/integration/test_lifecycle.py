@@ -14,7 +14,7 @@ import pytest
 
 from callcore.calls.call import Call
 from callcore.store.queries import call_events_for
-from tests.integration.conftest import make_config, start_app
+from tests.integration.conftest import assert_no_bridge_in_use, make_config, start_app
 from tests.sip import AgentPhone, Dtmf, run_caller
 from tests.waiting import wait_until
 
@@ -73,7 +73,9 @@ async def test_given_a_flow_that_rings_an_agent_then_caller_and_agent_are_bridge
             assert bridged.is_set()
             await wait_until(lambda: agent.stats().get("SuccessfulCall(C)") == 1, timeout=5, what="agent's BYE")
         await wait_until(lambda: app.runtime.live_calls == 0, what="call task to end")
-        assert await app.ari.bridges.list() == []  # the runtime destroyed the bridge
+        # The bridge is empty and back in the runtime's pool (the next call reuses it); stop destroys it.
+        await wait_until(lambda: app.runtime.bridge_pool.idle != [], timeout=5, what="the bridge back in the pool")
+        await assert_no_bridge_in_use(app)
         await app.writer.flush()
         row = await app.pool.fetchrow("SELECT * FROM calls")
         events = await call_events_for(app.pool, row["call_id"])

@@ -504,11 +504,20 @@ class Call:
     async def bridge_with(self, leg: Leg) -> str:
         """Put the caller and ``leg`` in one mixing bridge (callcore owns it and destroys it at the end)."""
         self._check()
-        bridge = await self.ari.bridges.create(str(uuid.uuid4()), type="mixing")
-        self.bridges.add(bridge.id)
-        await self.ari.bridges.add_channel(bridge.id, [self.channel_id, leg.channel_id])
-        self.emit(EventType.BRIDGED, {"bridge_id": bridge.id, "endpoint": leg.endpoint})
-        return bridge.id
+        pool = self.runtime.bridge_pool
+        bridge_id = await pool.take()
+        self.bridges.add(bridge_id)
+        try:
+            await self.ari.bridges.add_channel(bridge_id, [self.channel_id, leg.channel_id])
+        except AriNotFound:
+            # The pooled bridge was destroyed behind our back (someone cleaned up Asterisk): use a fresh one.
+            self.bridges.discard(bridge_id)
+            pool.forget(bridge_id)
+            bridge_id = await pool.take()
+            self.bridges.add(bridge_id)
+            await self.ari.bridges.add_channel(bridge_id, [self.channel_id, leg.channel_id])
+        self.emit(EventType.BRIDGED, {"bridge_id": bridge_id, "endpoint": leg.endpoint})
+        return bridge_id
 
     async def wait_answered(self, timeout: float) -> None:
         """For a call callcore placed: until it is answered (CallHungUp if it ends first, TimeoutError)."""

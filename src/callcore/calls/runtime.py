@@ -18,8 +18,10 @@ from callcore.ari import events as ev
 from callcore.ari.client import AriClient
 from callcore.ari.errors import AriError, AriNotFound
 from callcore.ari.models import Channel
+from callcore.calls.bridges import BridgePool
 from callcore.calls.call import Call, CallHungUp, Leg, OriginateFailed
 from callcore.events import EventSink, EventType
+from callcore.ids import call_id_for_channel
 
 log = structlog.get_logger("callcore.calls")
 
@@ -55,6 +57,7 @@ class CallRuntime:
         on_handler_error: Literal["dialplan", "hangup"] = "dialplan",
         fallback_context: str = "callcore-fallback",
         config_version: str = "",
+        subscribe_all: bool = False,
     ) -> None:
         self.ari = ari
         self.sink = sink
@@ -62,6 +65,10 @@ class CallRuntime:
         self.on_handler_error = on_handler_error
         self.fallback_context = fallback_context
         self.config_version = config_version
+        # The ARI WebSocket is subscribed to all channels: every ChannelDestroyed (the hangup cause) arrives without
+        # a per-channel subscription request.
+        self.subscribe_all = subscribe_all
+        self.bridge_pool = BridgePool(ari)
         self.accepting = True
         self._by_channel: dict[str, Call] = {}
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -89,6 +96,8 @@ class CallRuntime:
             return
         call = self._by_channel.get(event.routing_key)
         if call is None:
+            if isinstance(event, ev.BridgeDestroyed):
+                self.bridge_pool.forget(event.bridge.id)
             return
         call.deliver(event)
         if isinstance(event, ev.ChannelDestroyed):
@@ -117,7 +126,8 @@ class CallRuntime:
             # Draining: give the call back to the dialplan, which may route it elsewhere.
             await self._safe(self.ari.channels.continue_in_dialplan(channel.id))
             return
-        call = Call(self, channel, **_direction_and_did(args, channel))
+        call = Call(self, channel, call_id=call_id_for_channel(channel.id, channel.creationtime),
+                    **_direction_and_did(args, channel))
         self.counters["started"] += 1
         call.emit(
             EventType.CALL_STARTED,
@@ -132,7 +142,7 @@ class CallRuntime:
         )
         if call.answered:
             call.emit(EventType.ANSWERED)
-        self._start(call, tag_channel=True)
+        self._start(call)
 
     async def place_call(
         self,
@@ -194,7 +204,7 @@ class CallRuntime:
                 await asyncio.sleep(0.02)
             raise OriginateFailed(endpoint, call.hangup_cause or 0, call.hangup_cause_text) from exc
         self._tasks[call.call_id] = asyncio.get_running_loop().create_task(
-            self._run(call, tag_channel=False), name=f"call:{call.call_id}")
+            self._run(call, claim=False), name=f"call:{call.call_id}")
         return call
 
     def adopt_leg(self, call: Call, channel_id: str) -> None:
@@ -218,24 +228,33 @@ class CallRuntime:
             call.ended = True
             reason = reason or ("released_to_dialplan" if call.released else "hangup")
             call.emit(EventType.CALL_ENDED, {"reason": reason})
+        # Its bridges go back to the pool when every channel in them is known to be gone.
+        clean = call.destroyed and all(leg.gone for leg in call.legs.values())
+        for bridge_id in list(call.bridges):
+            call.bridges.discard(bridge_id)
+            self.bridge_pool.give_back(bridge_id, clean=clean)
 
     # -- call tasks ------------------------------------------------------------------------------------
-    def _start(self, call: Call, *, tag_channel: bool) -> None:
+    def _start(self, call: Call) -> None:
         self._by_channel[call.channel_id] = call
         self._calls[call.call_id] = call
         self._tasks[call.call_id] = asyncio.get_running_loop().create_task(
-            self._run(call, tag_channel), name=f"call:{call.call_id}"
+            self._run(call, claim=not self.subscribe_all), name=f"call:{call.call_id}"
         )
 
-    async def _run(self, call: Call, tag_channel: bool) -> None:
+    async def _run(self, call: Call, claim: bool) -> None:
         # Every log line written while this task runs carries the call id (the task has its own context).
         structlog.contextvars.bind_contextvars(call_id=str(call.call_id), channel=call.channel_id)
-        # Claim the channel (subscription, call id tag) before the flow acts. Running it alongside the flow
-        # saved ≈ 0.8 ms of routing latency but, under load, let a caller who hung up within the first second
-        # leave before the subscription, losing the hangup cause: correctness first.
-        claim = asyncio.get_running_loop().create_task(self._claim_channel(call, tag_channel))
-        call.claim = claim
-        await asyncio.wait({claim})
+        claimed: asyncio.Task[None] | None = None
+        if claim:
+            # Subscribe to the channel before the flow acts (without subscribe_all). Running it alongside the flow
+            # let a caller who hung up within the first second leave before the subscription, losing the hangup
+            # cause: correctness first. With subscribe_all (the app's default) there is nothing to claim.
+            claimed = asyncio.get_running_loop().create_task(self._claim_channel(call))
+            call.claim = claimed
+            await asyncio.wait({claimed})
+        else:
+            call.subscribed = True
         try:
             handler = call.handler or self.router(call)
             if handler is None:
@@ -254,7 +273,8 @@ class CallRuntime:
             call.emit(EventType.HANDLER_ERROR, {"error": f"{type(exc).__name__}: {exc}"[:500]})
             await self._recover(call)
         finally:
-            await asyncio.shield(self._finish_claim(claim))
+            if claimed is not None:
+                await asyncio.shield(self._finish_claim(claimed))
             await asyncio.shield(self._cleanup(call))
 
     async def _finish_claim(self, claim: asyncio.Task[None]) -> None:
@@ -265,20 +285,17 @@ class CallRuntime:
         except Exception:
             log.exception("claiming the channel failed")
 
-    async def _claim_channel(self, call: Call, tag_channel: bool) -> None:
-        """Tag the channel with our call id (re-adoption after a restart) and subscribe to it, so its
-        ChannelDestroyed, which carries the hangup cause, reaches us even after it leaves Stasis."""
-        steps = [self.ari.applications.subscribe(self.ari.app, [f"channel:{call.channel_id}"])]
-        if tag_channel:
-            steps.append(self.ari.channels.set_variable(call.channel_id, CALL_ID_VARIABLE, str(call.call_id)))
-        results = await asyncio.gather(*steps, return_exceptions=True)
-        call.subscribed = not isinstance(results[0], BaseException)
+    async def _claim_channel(self, call: Call) -> None:
+        """Subscribe to the channel, so its ChannelDestroyed, which carries the hangup cause, reaches us even
+        after it leaves Stasis (only needed when the app is not subscribed to all channels)."""
+        try:
+            await self.ari.applications.subscribe(self.ari.app, [f"channel:{call.channel_id}"])
+            call.subscribed = True
+        except (AriError, CallHungUp):
+            call.subscribed = False
         if call.gone and not call.subscribed:
             call.destroyed = True  # hung up before we could subscribe: StasisEnd was the last word
             self._end_when_legs_gone(call)
-        for result in results[1:]:
-            if isinstance(result, BaseException):
-                raise result
 
     async def _recover(self, call: Call) -> None:
         """Never strand a caller after a bug: send them to the fallback dialplan, or hang up."""
@@ -297,8 +314,7 @@ class CallRuntime:
             for leg in list(call.legs.values()):
                 if not leg.gone:
                     await self._safe(self.ari.channels.hangup(leg.channel_id))
-            for bridge_id in list(call.bridges):
-                await self._safe(self.ari.bridges.destroy(bridge_id))
+            # Bridges stay until the call's record ends (``_end``): then they are reused or destroyed.
         finally:
             self._tasks.pop(call.call_id, None)
             self._calls.pop(call.call_id, None)
@@ -315,9 +331,16 @@ class CallRuntime:
     async def resync(self) -> None:
         """Reconcile the registry with what Asterisk has now (events missed while disconnected are lost)."""
         app = await self.ari.applications.set_event_filter(self.ari.app, allowed=SUBSCRIBED_EVENTS)
-        live = set(app.channel_ids)
+        channels: list[Channel] | None = None
+        if self.subscribe_all:
+            # Subscribed to everything, the app lists no channel ids: ask for the channels themselves.
+            channels = await self.ari.channels.list()
+            live = {c.id for c in channels}
+            in_app = {c.id for c in channels if self._in_our_app(c)}
+        else:
+            live = in_app = set(app.channel_ids)
         for channel_id, call in list(self._by_channel.items()):
-            if channel_id in live:
+            if channel_id in live or channel_id.startswith("bridge:"):
                 continue
             if channel_id == call.channel_id:
                 self.counters["vanished"] += 1
@@ -328,15 +351,33 @@ class CallRuntime:
                 if leg is not None:
                     leg.mark_gone()
                 self._by_channel.pop(channel_id, None)
-        unknown = live - set(self._by_channel)
+        unknown = in_app - set(self._by_channel)
         if unknown:
-            await self._adopt_all([c for c in await self.ari.channels.list() if c.id in unknown])
+            channels = channels if channels is not None else await self.ari.channels.list()
+            await self._adopt_all([c for c in channels if c.id in unknown])
         # A call whose task died while Asterisk was unreachable, but whose channel lives on: run it again.
         for call in list(self._calls.values()):
             task = self._tasks.get(call.call_id)
             if (task is None or task.done()) and not call.gone and call.channel_id in live:
-                self._start(call, tag_channel=False)
+                self._start(call)
+        await self._drop_orphan_bridges()
         log.info("ARI resync done", live_channels=len(live), calls=self.live_calls)
+
+    def _in_our_app(self, channel: Channel) -> bool:
+        plan = channel.dialplan
+        return plan.app_name.lower() == "stasis" and plan.app_data.split(",")[0] == self.ari.app
+
+    async def _drop_orphan_bridges(self) -> None:
+        """Empty bridges nobody tracks (left by a process that died): destroyed, so nothing piles up."""
+        try:
+            bridges = await self.ari.bridges.list()
+        except AriError as exc:
+            log.info("could not list bridges", error=str(exc))
+            return
+        tracked = self.bridge_pool.known() | {b for c in self._calls.values() for b in c.bridges}
+        for bridge in bridges:
+            if not bridge.channels and bridge.id not in tracked:
+                await self._safe(self.ari.bridges.destroy(bridge.id))
 
     async def _adopt_all(self, channels: list[Channel]) -> None:
         """Take over channels another callcore process left in our app (a restart): callers first, then the
@@ -344,7 +385,7 @@ class CallRuntime:
         with its legs is a conversation in progress: the ``resume`` hook continues it instead of restarting
         its flow from the top; anything else starts its flow again."""
         legs = [c for c in channels if stasis_args(c)[:1] == ["leg"]]
-        adopted: list[tuple[Call, bool]] = []
+        adopted: list[Call] = []
         for channel in channels:
             if stasis_args(channel)[:1] != ["leg"]:
                 adopted.append(await self._adopt(channel))
@@ -361,24 +402,26 @@ class CallRuntime:
             self._by_channel[channel.id] = call
         bridges = await self.ari.bridges.list() if legs and self.resume is not None else []
         bridge_of = {ch: b.id for b in bridges for ch in b.channels}
-        for call, tag in adopted:
+        for call in adopted:
             bridge_id = bridge_of.get(call.channel_id)
             if bridge_id is not None and call.legs and self.resume is not None:
                 call.handler = self.resume(call, bridge_id)
-            self._start(call, tag_channel=tag)
+            self._start(call)
 
-    async def _adopt(self, channel: Channel) -> tuple[Call, bool]:
+    async def _adopt(self, channel: Channel) -> Call:
         args = stasis_args(channel)
         try:
+            # Calls callcore placed carry their id on the channel; an inbound call's id derives from its channel.
             call_id = _uuid(await self.ari.channels.get_variable(channel.id, CALL_ID_VARIABLE))
         except AriError:
             call_id = None
+        call_id = call_id or call_id_for_channel(channel.id, channel.creationtime)
         call = Call(self, channel, call_id=call_id, adopted=True, **_direction_and_did(args, channel))
         self.counters["adopted"] += 1
         call.emit(EventType.CALL_ADOPTED, {"direction": call.direction, "did": call.did})
         self._calls[call.call_id] = call
         self._by_channel[call.channel_id] = call
-        return call, call_id is None
+        return call
 
     # -- shutdown --------------------------------------------------------------------------------------
     def stop_accepting(self) -> None:

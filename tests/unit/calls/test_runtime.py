@@ -5,6 +5,7 @@ from callcore.ari.dispatch import OrderedDispatcher
 from callcore.ari.stream import AriEventStream, Backoff
 from callcore.calls.call import ALL_DIGITS, Call, CallHungUp
 from callcore.calls.runtime import CALL_ID_VARIABLE, CallRuntime
+from callcore.ids import call_id_for_channel
 from callcore.events import EventType
 from tests.fakes.fake_ari import FakeAri
 from tests.fakes.sinks import RecordingSink
@@ -64,7 +65,9 @@ async def test_given_a_caller_when_flow_answers_plays_and_collects_then_events_t
     assert len({e.call_id for e in sink.events}) == 1
     hangup = next(e for e in sink.events if e.type == "hangup")
     assert hangup.data["by"] == "callcore" and hangup.data["cause"] == 16
-    assert ch.variables[CALL_ID_VARIABLE] == str(sink.events[0].call_id)
+    # The call id derives from the channel (a restarted callcore finds it again): nothing is stored on it.
+    assert CALL_ID_VARIABLE not in ch.variables
+    assert sink.events[0].call_id == call_id_for_channel(ch.id, ch.as_json()["creationtime"])
 
 
 async def test_given_a_digit_during_a_prompt_when_barge_in_allowed_then_prompt_stops_and_digit_is_input(
