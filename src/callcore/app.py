@@ -14,6 +14,11 @@ import structlog
 from callcore.acd.service import AcdService
 from callcore.dialer.service import DialerService
 from callcore.api.health import database_check
+from callcore.api.live_events import EVENT_HUB, EventHub, TeeSink
+from callcore.kpi.definitions import KpiSettings
+from callcore.kpi.store import PgKpis
+from callcore.webhooks.delivery import Deliverer
+from callcore.webhooks.outbox import WebhookOutbox
 from callcore.api.metrics import Metrics
 from callcore.api.server import ApiServer
 from callcore.api.services import ApiServices, PgCallStore
@@ -66,7 +71,7 @@ class ReloadResult:
 
 
 # Settings a reload cannot change in a running process (they are wired at start).
-RESTART_ONLY = ("state_dir", "ari", "database", "event_store", "logging", "api")
+RESTART_ONLY = ("state_dir", "ari", "database", "event_store", "logging", "api", "webhooks")
 
 
 class CallcoreApp:
@@ -85,13 +90,23 @@ class CallcoreApp:
         applied = await migrate(self.pool)
         if applied:
             log.info("database migrated", versions=applied)
+        # Webhooks: their outbox rows are written in the events' own transaction; the deliverer sends them.
+        self.hub = EventHub()
+        self.outbox = WebhookOutbox.for_config(cfg.webhooks)
+        self.deliverer = Deliverer(self.pool, cfg.webhooks) if self.outbox is not None else None
         self.writer = EventWriter(
             self.pool,
             batch_max=cfg.event_store.batch_max,
             flush_interval=cfg.event_store.flush_interval_ms / 1000,
             buffer_max=cfg.event_store.buffer_max,
+            outbox=self.outbox,
+            on_commit=self.deliverer.notify if self.deliverer is not None else None,
         )
         await self.writer.start()
+        if self.deliverer is not None:
+            await self.deliverer.start()
+        # Every event goes to the store and to the live stream (GET /events).
+        self.sink = TeeSink(self.writer, self.hub)
         self.ari = AriClient(
             cfg.ari.url,
             cfg.ari.username,
@@ -99,14 +114,14 @@ class CallcoreApp:
             cfg.ari.app,
             request_timeout=cfg.ari.request_timeout,
         )
-        self.acd = AcdService(cfg.acd(), self.writer)
+        self.acd = AcdService(cfg.acd(), self.sink)
         self.acd.restore(await latest_agent_states(self.pool))
         for agent_id, agent in cfg.agents.items():
             if agent.login_at_start and self.acd.agents[agent_id].state == "logged_out":
                 self.acd.login(agent_id)
         self.runtime = CallRuntime(
             self.ari,
-            self.writer,
+            self.sink,
             make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler),
             on_handler_error=cfg.calls.on_handler_error,
             fallback_context=cfg.calls.fallback_context,
@@ -138,7 +153,7 @@ class CallcoreApp:
         """The HTTP control API: it calls the services; no telephony happens in it."""
         self.metrics = Metrics()
         services = ApiServices(acd=self.acd, calls=self.runtime, store=PgCallStore(self.pool), conversations=self.acd,
-                               sink=self.writer)
+                               sink=self.sink, kpis=PgKpis(self.pool, KpiSettings.from_config(self.config)))
         self.api = ApiServer.from_settings(self.config.api, services, self.pool, metrics=self.metrics, ready_checks={
             "ari": lambda: self.stream.stats.connected, "database": database_check(self.pool), "config": lambda: True})
 
@@ -148,6 +163,10 @@ class CallcoreApp:
             m.set_event_writer_backlog(self.writer.stats.buffered)
 
         self.metrics.on_collect(collect)
+        self.api.app[EVENT_HUB] = self.hub
+        self.metrics.registry.register(self.hub.metrics_collector())
+        if self.deliverer is not None and self.outbox is not None:
+            self.metrics.registry.register(self.deliverer.metrics_collector(self.outbox))
         await self.api.start()
 
     async def _run_stream(self) -> None:
@@ -214,6 +233,8 @@ class CallcoreApp:
     async def stop(self, drain_seconds: float | None = None) -> None:
         """Drain calls, close the event stream, flush every event, release the database."""
         drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
+        if getattr(self, "hub", None) is not None:
+            await _bounded("closing live event streams", self.hub.close(), 5)
         if getattr(self, "api", None) is not None:
             await _bounded("stopping the API", self.api.stop(), 5)  # no new commands while calls drain
         if getattr(self, "dialer", None) is not None:
@@ -239,6 +260,8 @@ class CallcoreApp:
         log.debug("stop: stream and dispatch closed")
         await _bounded("flushing and closing the event writer", self.writer.close(), 20)
         log.debug("stop: writer closed")
+        if getattr(self, "deliverer", None) is not None:
+            await _bounded("stopping webhook delivery", self.deliverer.close(), 10)
         try:
             # asyncpg waits without limit for every connection to come back; never let that hang a shutdown.
             await asyncio.wait_for(self.pool.close(), 5)

@@ -262,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     from callcore.leads.cli import add_leads_parser
 
     add_leads_parser(sub)
+
+    from callcore.kpi.cli import add_kpi_parsers
+
+    add_kpi_parsers(sub)
     return parser
 
 

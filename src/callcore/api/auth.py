@@ -191,6 +191,9 @@ class Authenticator:
 
     async def authenticate(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
+        if not header and request.query.get("token") and request.headers.get("Upgrade", "").lower() == "websocket":
+            # Browsers cannot set headers on a WebSocket handshake (GET /events): there the token may be ?token=.
+            header = f"Bearer {request.query['token']}"
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if not header:

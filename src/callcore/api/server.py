@@ -34,8 +34,11 @@ DEFAULT_MAX_BODY = 65_536
 
 def api_routes() -> RouteTable:
     """Every route of the API, in the order the document lists them."""
-    return (agents.routes + queues.routes + calls.routes + health.routes + metrics.routes + openapi.routes
-            + docs_page.routes)
+    from callcore.api import kpis  # GET /kpis/..., see kpis.py and docs/kpis.md
+    from callcore.api import live_events  # GET /events (WebSocket), see live_events.py
+
+    return (agents.routes + queues.routes + calls.routes + kpis.routes + live_events.routes + health.routes
+            + metrics.routes + openapi.routes + docs_page.routes)
 
 
 def _metrics_middleware(m: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

@@ -19,6 +19,7 @@ from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
 from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig, TransferSettings
 from callcore.ivr.model import Flow, IvrConfig, Schedule
 from callcore.campaigns.model import CampaignConfig
+from callcore.webhooks.config import WebhookList
 
 
 class Section(BaseModel):
@@ -104,6 +105,7 @@ class CallcoreConfig(Section):
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
     transfers: TransferSettings = Field(default_factory=TransferSettings)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
+    webhooks: WebhookList = Field(default_factory=list)  # docs/webhooks.md
 
     # Not from YAML: where the file was, and a fingerprint recorded with every call.
     source: Path | None = Field(None, exclude=True)

@@ -20,6 +20,12 @@ Failures:
   in halves, recursively, to isolate the bad event(s); each bad event is logged at ERROR with its content and
   counted in ``stats.rejected``; the others are written, still in order.
 
+Optional ``outbox`` hook (the webhook outbox, :mod:`callcore.webhooks.outbox`): awaited as ``outbox(conn, events)``
+inside each batch's transaction, after the events, so the rows it inserts commit or roll back with them. It runs in
+a savepoint: if it fails for its content, only its rows are lost (logged, ``stats.outbox_failed``), never the
+events (bisection would otherwise reject them); if it fails for the connection, the batch is retried whole, so the
+hook must be idempotent (ON CONFLICT DO NOTHING).
+
 ``emit`` must be called from the event loop's thread (every callcore service is asyncio code).
 """
 
@@ -29,7 +35,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -52,6 +58,8 @@ log = structlog.get_logger("callcore.store")
 Entry = tuple[float, CallEvent | AgentEvent]
 # Called after each committed batch with its entries and the monotonic time of the commit.
 CommitHook = Callable[[Sequence[Entry], float], None]
+# Awaited inside each batch's transaction with the connection and the batch's events (see the module docstring).
+OutboxHook = Callable[[Any, Sequence[CallEvent | AgentEvent]], Awaitable[None]]
 
 _DATA_SQLSTATE_CLASSES = ("22", "23", "54")
 
@@ -70,6 +78,7 @@ class WriterStats:
     last_error: str | None
     last_flush_latency: float | None  # seconds the last committed batch took to write
     last_commit_lag: float | None  # seconds from emit of the oldest event of the last batch to its commit
+    outbox_failed: int = 0  # events written whose outbox rows the hook failed to write for their content
 
 
 class _Transient(Exception):
@@ -103,6 +112,7 @@ class EventWriter:
         retry_max: float = 5.0,
         write_timeout: float = 30.0,
         on_commit: CommitHook | None = None,
+        outbox: OutboxHook | None = None,
     ) -> None:
         if batch_max < 1 or buffer_max < 1 or flush_interval <= 0:
             raise ValueError("batch_max, buffer_max and flush_interval must be positive")
@@ -115,6 +125,8 @@ class EventWriter:
         self.retry_max = retry_max
         self.write_timeout = write_timeout
         self.on_commit = on_commit
+        self.outbox = outbox
+        self._outbox_failed = 0
 
         self._buf: deque[Entry] = deque()
         self._inflight = 0  # events taken from _buf by the batch being written
@@ -233,6 +245,7 @@ class EventWriter:
             last_error=self._last_error,
             last_flush_latency=self._last_flush_latency,
             last_commit_lag=self._last_commit_lag,
+            outbox_failed=self._outbox_failed,
         )
 
     # ---- background task -------------------------------------------------------------------------------
@@ -359,6 +372,8 @@ class EventWriter:
                     patches = [p for p in fold(new) if changes_row(p)]
                     if patches:
                         await conn.execute(UPDATE_CALLS_SQL, *patch_columns(patches))
+                    if self.outbox is not None:
+                        await self._write_outbox(conn, everything)
             finally:
                 await conn_cm.__aexit__(None, None, None)
         now = time.monotonic()
@@ -373,6 +388,23 @@ class EventWriter:
                 self.on_commit(batch, now)
             except Exception:
                 log.exception("event_writer.on_commit_failed")
+
+    async def _write_outbox(self, conn: Any, events: list[CallEvent | AgentEvent]) -> None:
+        """The outbox hook, in a savepoint of the batch's transaction. Connection trouble fails the batch (retried
+        whole); anything else the hook raises is its own fault or its rows': the events are committed without those
+        rows, logged and counted, instead of being rejected one by one by bisection."""
+        assert self.outbox is not None
+        try:
+            async with conn.transaction():  # SAVEPOINT
+                await self.outbox(conn, events)
+        except (OSError, TimeoutError, asyncpg.InterfaceError, _Transient):
+            raise
+        except Exception as exc:
+            if isinstance(exc, asyncpg.PostgresError) and not is_data_error(exc):
+                raise
+            self._outbox_failed += len(events)
+            log.error("event_writer.outbox_failed", error=f"{type(exc).__name__}: {exc}", events=len(events),
+                      first_event_id=str(events[0].event_id) if events else None)
 
     def _drop(self, event: Any, reason: str) -> None:
         self._dropped += 1
