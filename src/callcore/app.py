@@ -17,6 +17,7 @@ from callcore.api.health import database_check
 from callcore.api.live_events import EVENT_HUB, EventHub, TeeSink
 from callcore.kpi.definitions import KpiSettings
 from callcore.kpi.store import PgKpis
+from callcore.store.spool import DiskSpool
 from callcore.webhooks.delivery import Deliverer
 from callcore.webhooks.outbox import WebhookOutbox
 from callcore.api.metrics import Metrics
@@ -101,6 +102,8 @@ class CallcoreApp:
             buffer_max=cfg.event_store.buffer_max,
             outbox=self.outbox,
             on_commit=self.deliverer.notify if self.deliverer is not None else None,
+            spool=DiskSpool(cfg.state_dir / "spool", max_bytes=cfg.event_store.spool_max_mb * 1024 * 1024),
+            spool_after=cfg.event_store.spool_after_s,
         )
         await self.writer.start()
         if self.deliverer is not None:

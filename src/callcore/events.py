@@ -74,6 +74,26 @@ class AgentEvent:
             raise ValueError("AgentEvent.at must be timezone-aware")
 
 
+def event_record(event: CallEvent | AgentEvent) -> dict[str, Any]:
+    """A JSON-able dict of ``event`` (the disk spool's format), read back by :func:`event_from_record`."""
+    if isinstance(event, CallEvent):
+        return {"kind": "call", "call_id": str(event.call_id), "type": event.type, "at": event.at.isoformat(),
+                "channel_id": event.channel_id, "data": event.data, "event_id": str(event.event_id)}
+    return {"kind": "agent", "agent_id": event.agent_id, "state": event.state, "at": event.at.isoformat(),
+            "previous": event.previous, "reason": event.reason,
+            "call_id": str(event.call_id) if event.call_id else None, "queue": event.queue,
+            "event_id": str(event.event_id)}
+
+
+def event_from_record(r: dict[str, Any]) -> CallEvent | AgentEvent:
+    at = datetime.fromisoformat(r["at"])
+    if r["kind"] == "call":
+        return CallEvent(uuid.UUID(r["call_id"]), r["type"], at, r.get("channel_id"), r.get("data") or {},
+                         uuid.UUID(r["event_id"]))
+    return AgentEvent(r["agent_id"], r["state"], at, r.get("previous"), r.get("reason"),
+                      uuid.UUID(r["call_id"]) if r.get("call_id") else None, r.get("queue"), uuid.UUID(r["event_id"]))
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

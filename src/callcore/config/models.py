@@ -63,6 +63,9 @@ class EventStoreSettings(Section):
     batch_max: int = Field(2000, ge=1, le=100_000)
     flush_interval_ms: int = Field(100, ge=1, le=60_000)
     buffer_max: int = Field(100_000, ge=100)
+    # While PostgreSQL is away for more than spool_after_s, events go to a durable spool in state_dir/spool.
+    spool_max_mb: int = Field(256, ge=1, le=100_000, description="the spool's bound; past it, new events are dropped")
+    spool_after_s: float = Field(3.0, gt=0, le=3600)
 
 
 class CallsSettings(Section):

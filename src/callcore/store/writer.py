@@ -40,7 +40,8 @@ from typing import Any, Awaitable, Callable, Sequence
 import asyncpg
 import structlog
 
-from callcore.events import AgentEvent, CallEvent
+from callcore.store.spool import DiskSpool
+from callcore.events import AgentEvent, CallEvent, event_from_record, event_record
 from callcore.store.projection import (
     INSERT_AGENT_EVENTS_SQL,
     INSERT_EVENTS_SQL,
@@ -81,6 +82,10 @@ class WriterStats:
     outbox_failed: int = 0  # events written whose outbox rows the hook failed to write for their content
 
 
+class _SpoolNow(Exception):
+    """Writes have failed for ``spool_after`` seconds: switch to the disk spool."""
+
+
 class _Transient(Exception):
     """The database could not be reached (whatever the underlying exception type)."""
 
@@ -113,6 +118,8 @@ class EventWriter:
         write_timeout: float = 30.0,
         on_commit: CommitHook | None = None,
         outbox: OutboxHook | None = None,
+        spool: DiskSpool | None = None,
+        spool_after: float = 3.0,
     ) -> None:
         if batch_max < 1 or buffer_max < 1 or flush_interval <= 0:
             raise ValueError("batch_max, buffer_max and flush_interval must be positive")
@@ -127,6 +134,13 @@ class EventWriter:
         self.on_commit = on_commit
         self.outbox = outbox
         self._outbox_failed = 0
+        # Durable spool (see callcore.store.spool): after ``spool_after`` s of failed writes, events go to disk,
+        # and everything is written from there, oldest first, until it is empty again.
+        self.spool = spool
+        self.spool_after = spool_after
+        self._spooling = spool is not None and not spool.empty  # left over from a previous run: drain it first
+        self._spooled = 0
+        self._spool_full_log_at = 0.0
 
         self._buf: deque[Entry] = deque()
         self._inflight = 0  # events taken from _buf by the batch being written
@@ -269,6 +283,10 @@ class EventWriter:
 
     async def _drain(self) -> None:
         """Write batches until the buffer is empty (each retried until it is committed or rejected)."""
+        if self._spooling:
+            await self._drain_spool()
+            if self._spooling:
+                return
         while self._buf:
             n = min(self.batch_max, len(self._buf))
             batch = [self._buf.popleft() for _ in range(n)]
@@ -276,6 +294,14 @@ class EventWriter:
             before = self._finished
             try:
                 await self._write_resilient(batch)
+            except _SpoolNow:
+                # The database has been away too long: this batch and everything behind it go to disk, in order.
+                self._inflight = 0
+                self._buf.extendleft(reversed(batch[self._finished - before :]))
+                self._spooling = True
+                log.error("event_writer.spooling_to_disk", buffered=len(self._buf), last_error=self._last_error)
+                await self._drain_spool()
+                return
             except BaseException:
                 # interrupted (cancelled by close()): what is not finished goes back in front, in order
                 self._buf.extendleft(reversed(batch[self._finished - before :]))
@@ -303,6 +329,7 @@ class EventWriter:
         """Commit ``batch``: retry transient failures forever (with backoff), bisect data failures."""
         delay = self.retry_initial
         failures = 0
+        first_failure = 0.0
         while True:
             try:
                 await self._write_once(batch)
@@ -318,6 +345,9 @@ class EventWriter:
                     return
                 failures += 1
                 self._retries += 1
+                first_failure = first_failure or time.monotonic()
+                if self.spool is not None and time.monotonic() - first_failure >= self.spool_after:
+                    raise _SpoolNow() from exc
                 log.error(
                     "event_writer.write_failed", error=self._last_error, attempt=failures, retry_in=round(delay, 3),
                     batch_size=len(batch), buffered=len(self._buf) + self._inflight,
@@ -405,6 +435,44 @@ class EventWriter:
             self._outbox_failed += len(events)
             log.error("event_writer.outbox_failed", error=f"{type(exc).__name__}: {exc}", events=len(events),
                       first_event_id=str(events[0].event_id) if events else None)
+
+    async def _drain_spool(self) -> None:
+        """Spool mode: memory goes to disk (older events are already there), then disk goes to the database,
+        oldest first, one attempt per loop; back to normal once the spool is empty."""
+        spool = self.spool
+        assert spool is not None
+        if self._buf:
+            entries = list(self._buf)
+            records = [event_record(e) for _, e in entries]
+            if await asyncio.to_thread(spool.append, records):
+                for _ in entries:
+                    self._buf.popleft()
+                self._spooled += len(entries)
+            elif time.monotonic() - self._spool_full_log_at >= 5.0:
+                self._spool_full_log_at = time.monotonic()
+                log.critical("event_writer.spool_full", spool_bytes=spool.bytes, max_bytes=spool.max_bytes,
+                             buffered=len(self._buf), policy="newest events are dropped once memory is full too")
+        while not spool.empty:
+            records = await asyncio.to_thread(spool.peek, self.batch_max)
+            if not records:
+                break
+            now = time.monotonic()
+            batch = [(now, event_from_record(r)) for r in records]
+            try:
+                await self._write_once(batch)
+            except Exception as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                if is_data_error(exc):
+                    await self._isolate(batch, exc)
+                else:
+                    self._retries += 1
+                    await asyncio.sleep(min(self.retry_max, 1.0))
+                    return  # the database is still away: try again on the next round
+            await asyncio.to_thread(spool.commit, len(records))
+            self._after_progress()
+        if spool.empty:
+            self._spooling = False
+            log.info("event_writer.spool_drained", spooled_total=self._spooled)
 
     def _drop(self, event: Any, reason: str) -> None:
         self._dropped += 1

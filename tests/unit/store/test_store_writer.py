@@ -267,3 +267,50 @@ def test_emit_never_raises_on_garbage() -> None:
 def test_rejects_bad_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         EventWriter(FakeDB(), **kwargs)
+
+
+async def test_an_outage_longer_than_spool_after_goes_to_disk_and_is_written_in_order_afterwards(tmp_path) -> None:
+    from callcore.store.spool import DiskSpool
+
+    db = FakeDB()
+    spool = DiskSpool(tmp_path / "spool")
+    w = EventWriter(db, batch_max=10, flush_interval=0.01, retry_initial=0.01, retry_max=0.05, spool=spool,
+                    spool_after=0.1)
+    await w.start()
+    db.fail_next = 10**9  # the database is down
+    first = [ev(i) for i in range(25)]
+    for e in first:
+        w.emit(e)
+    await asyncio.sleep(0.4)
+    assert not spool.empty and w.stats.buffered == 0  # on disk, not in memory
+    during = [ev(100 + i) for i in range(15)]
+    for e in during:
+        w.emit(e)
+    await asyncio.sleep(0.2)
+    assert spool.pending == 40
+    db.fail_next = 0  # back
+    await asyncio.wait_for(w.flush(), 5)
+    after = [ev(200 + i) for i in range(5)]
+    for e in after:
+        w.emit(e)
+    await asyncio.wait_for(w.flush(), 5)
+    assert db.committed == ids(first + during + after)  # nothing lost, nothing reordered
+    assert spool.empty and list((tmp_path / "spool").glob("seg-*")) == []
+    await w.close()
+
+
+async def test_events_spooled_by_a_process_that_died_are_written_by_the_next_one_first(tmp_path) -> None:
+    from callcore.events import event_record
+    from callcore.store.spool import DiskSpool
+
+    left = [ev(i) for i in range(7)]
+    DiskSpool(tmp_path / "spool").append([event_record(e) for e in left])  # the previous run's outage
+    db = FakeDB()
+    w = EventWriter(db, flush_interval=0.01, spool=DiskSpool(tmp_path / "spool"))
+    new = [ev(50 + i) for i in range(3)]
+    for e in new:
+        w.emit(e)
+    await w.start()
+    await asyncio.wait_for(w.flush(), 5)
+    assert db.committed == ids(left + new)
+    await w.close()
