@@ -13,7 +13,18 @@ import structlog
 
 from callcore.acd.service import AcdService
 from callcore.dialer.service import DialerService
+from callcore.acd.web_callbacks import WebCallbacks
 from callcore.api.health import database_check
+from callcore.api.status import STATUS_SOURCE
+from callcore.ops.status import STATUS_FILE, StatusReporter, build_status
+from callcore.api.outbound_services import (
+    OUTBOUND,
+    OutboundServices,
+    PgCallbackQuota,
+    PgDispositionSink,
+    PgDncStore,
+    PgLeadStore,
+)
 from callcore.api.live_events import EVENT_HUB, EventHub, TeeSink
 from callcore.kpi.definitions import KpiSettings
 from callcore.kpi.store import PgKpis
@@ -85,6 +96,7 @@ class CallcoreApp:
         self.fatal: BaseException | None = None
 
     async def start(self) -> None:
+        self.started_at = utcnow()
         cfg = self.config
         self.db = await open_database(cfg)
         self.pool = await create_pool(self.db.dsn, min_size=cfg.database.pool_min, max_size=cfg.database.pool_max)
@@ -167,6 +179,12 @@ class CallcoreApp:
 
         self.metrics.on_collect(collect)
         self.api.app[EVENT_HUB] = self.hub
+        self.api.app[STATUS_SOURCE] = lambda: build_status(self)
+        self.web_callbacks = WebCallbacks(self.acd)
+        self.api.app[OUTBOUND] = OutboundServices(
+            campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=PgDncStore(self.pool),
+            dispositions=PgDispositionSink(self.pool, self.dialer) if self.dialer is not None else None,
+            callbacks=self.web_callbacks, quota=PgCallbackQuota(self.pool), callback_settings=self.config.callbacks)
         self.metrics.registry.register(self.hub.metrics_collector())
         if self.deliverer is not None and self.outbox is not None:
             self.metrics.registry.register(self.deliverer.metrics_collector(self.outbox))
@@ -294,6 +312,8 @@ async def serve(config: CallcoreConfig) -> int:
     """``callcore run``: start, run until SIGTERM/SIGINT, drain, exit 0 (1 on a fatal ARI condition)."""
     app = CallcoreApp(config)
     await app.start()
+    reporter = StatusReporter(app, config.state_dir / STATUS_FILE)
+    await reporter.start()  # status.json every 5 s (`callcore status`); systemd READY/STATUS/WATCHDOG
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -301,9 +321,11 @@ async def serve(config: CallcoreConfig) -> int:
     reloads: set[asyncio.Task[ReloadResult]] = set()
 
     def on_sighup() -> None:
+        reporter.reloading()
         task = loop.create_task(app.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
+        task.add_done_callback(lambda _t: reporter.reloaded())
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     pid_file = config.state_dir / "callcore.pid"
@@ -317,6 +339,8 @@ async def serve(config: CallcoreConfig) -> int:
     for w in waiters:
         w.cancel()
     log.info("shutting down", reason="fatal" if app.fatal else "signal")
+    reporter.stopping()
     await app.stop()
+    await reporter.close()
     pid_file.unlink(missing_ok=True)
     return 1 if app.fatal else 0

@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_leads_parser(sub)
 
+    from callcore.ops.cli import add_ops_parsers  # status, retention run, gdpr forget (docs/operations.md)
+
+    add_ops_parsers(sub)
+
     from callcore.kpi.cli import add_kpi_parsers
 
     add_kpi_parsers(sub)

@@ -69,3 +69,40 @@ async def test_a_supervisor_transfers_a_live_call_through_the_api(acd_app: Callc
     types = [e["type"] for e in story["events"]]
     assert "transferred" in types and types.count("connected") == 2
     assert [p["agent"] for t, p in await events_of(acd_app, "7001", ("connected",))] == ["agent01", "agent03"]
+
+
+async def test_call_me_now_from_a_web_page_rings_the_visitor_when_an_agent_is_free(acd_app: CallcoreApp):
+    from tests.sip import PstnPhone
+
+    assert acd_app.api is not None
+    base = acd_app.api.url
+    acd_app.acd.login("agent01", paused=True)  # staffed, but nobody free yet
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async with http.post(f"{base}/callbacks", json={"number": "+44 7911 123456"}) as r:
+            refused = await r.json()
+        assert r.status in (403, 422) and refused["error"]["code"]  # not an allowed destination
+        with AgentPhone(1, hangup_after_ms=5000) as anna, PstnPhone() as visitor:
+            body = {"number": "020 123 4599", "context": {"page": "/internet/glasvezel", "product": "1 Gbit/s"}}
+            async with http.post(f"{base}/callbacks", json=body) as r:
+                created = await r.json()
+            assert r.status == 201, created
+            assert created["number"] == "+31201234599" and created["position"] == 1 and created["promised_at"]
+            async with http.post(f"{base}/callbacks", json=body) as r:
+                assert r.status == 429  # one callback per number per day
+            acd_app.acd.ready("agent01")  # its turn: agent01 is reserved, the visitor's phone rings
+            await wait_until(lambda: anna.stats().get("SuccessfulCall(C)") == 1 and
+                             visitor.stats().get("SuccessfulCall(C)") == 1, timeout=30,
+                             what="the visitor to be called back and connected to agent01")
+        await wait_until(lambda: acd_app.web_callbacks.requests[created["id"]].status == "done", timeout=10,
+                         what="the callback to be done")
+        async with http.get(f"{base}/callbacks/{created['id']}") as r:
+            status = await r.json()
+        assert r.status == 200 and status["status"] == "done" and status["attempts"] == 1
+    await acd_app.writer.flush()
+    rows = await acd_app.pool.fetch(
+        "SELECT c.direction, e.type, e.payload FROM call_events e JOIN calls c USING (call_id) "
+        "WHERE e.type IN ('web_callback_requested', 'connected', 'call_started') ORDER BY e.id")
+    requested = next(r["payload"] for r in rows if r["type"] == "web_callback_requested")
+    assert requested["context"] == {"page": "/internet/glasvezel", "product": "1 Gbit/s"}
+    connected = [r["payload"] for r in rows if r["type"] == "connected"]
+    assert [c["agent"] for c in connected] == ["agent01"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from callcore.acd import agent_state as st
-from callcore.acd.model import MAX_LEVEL, MIN_LEVEL, AcdConfig, QueueConfig, caller_skills, media_uri
+from callcore.acd.model import MAX_LEVEL, MIN_LEVEL, AcdConfig, QueueConfig, VirtualHold, caller_skills, media_uri
 from callcore.acd.policies import DEFAULT_POLICY, CallerView, RoutingPolicy
 from callcore.acd.router import (
     estimated_wait,
@@ -31,6 +31,7 @@ from callcore.acd.controls import CallControls
 from callcore.acd.conversation import Conversation, Requeue
 from callcore.acd.reconcile import AGENT_VARIABLE, QUEUE_VARIABLE, ReconcileMixin
 from callcore.acd.virtual_hold import VIRTUAL_HOLD, VirtualHoldMixin
+from callcore.ari.errors import AriError
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.calls.runtime import CallRuntime
 from callcore.events import AgentEvent, EventSink, utcnow
@@ -64,6 +65,8 @@ class QueuedCaller:
     callback_number: str | None = None
     ident: str | None = None
     attempts: int = 0
+    callback: VirtualHold | None = None  # how it is called back (the queue's virtual hold, or web callbacks')
+    whisper: list[str] = field(default_factory=list)  # played to the agent before bridging, after the queue's
     # Outbound (the dialer): the caller's own wait limit, and what it hears when it passes (then hang up).
     max_wait: float | None = None
     on_max_wait: list[str] | None = None
@@ -116,6 +119,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         self.conversations: dict[str, Conversation] = {}  # by call id: connected calls
         self.runtime: CallRuntime | None = None  # set by the app: places virtual-hold callbacks
         self._agent_listeners: list[Callable[[str], None]] = []
+        # Told how each callback attempt ended: "dialing", "connected", "no_answer", "failed" (web callbacks).
+        self.callback_listener: Callable[[QueuedCaller, str], None] | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
@@ -477,9 +482,20 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         wait = round(self.now() - entry.enqueued_at, 3)
         conversation: Conversation | None = None
         try:
-            if queue.whisper:
-                await call.play([media_uri(m) for m in queue.whisper], channel_id=leg.channel_id)
-            bridge_id = await call.bridge_with(leg)
+            if queue.whisper or entry.whisper:
+                await call.play([media_uri(m) for m in [*queue.whisper, *entry.whisper]], channel_id=leg.channel_id)
+            try:
+                bridge_id = await call.bridge_with(leg)
+            except AriError:
+                if call.gone or not leg.gone:
+                    raise
+                # The agent hung up before the caller was put through (e.g. during the whisper): back in line.
+                call.emit(AcdEventType.AGENT_NO_ANSWER, {"queue": entry.queue, "agent": agent_id,
+                                                         "reason": "agent hung up before connect"})
+                entry.assigned = None
+                self.waiting[entry.id] = entry
+                await self._hold_music(call, queue)
+                return False
             call.emit(AcdEventType.CONNECTED, {"queue": entry.queue, "agent": agent_id, "wait_seconds": wait})
             entry.connected_at, entry.agent = self.now(), agent_id
             conversation = Conversation(self, entry, agent_id, leg, bridge_id)

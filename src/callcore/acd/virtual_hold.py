@@ -57,7 +57,7 @@ class VirtualHoldMixin:
         await self._stop_music(call)
         keeper = QueuedCaller(call, entry.queue, entry.priority, entry.enqueued_at, entry.skills,
                               offered_to=set(entry.offered_to), callback_number=call.caller_number,
-                              ident=str(uuid7()))
+                              ident=str(uuid7()), callback=vh)
         self.waiting.pop(entry.id, None)
         self.waiting[keeper.id] = keeper
         call.emit(VirtualHoldEvent.REQUESTED, {"queue": entry.queue, "number": call.caller_number,
@@ -75,8 +75,7 @@ class VirtualHoldMixin:
         task.add_done_callback(self._callbacks.discard)
 
     async def _call_back(self: AcdService, entry: QueuedCaller) -> None:
-        queue = self.config.queues[entry.queue]
-        vh = queue.virtual_hold
+        vh = entry.callback
         agent_id = entry.assigned
         assert vh is not None and agent_id is not None and self.runtime is not None
         self.waiting.pop(entry.id, None)  # being dialed: no longer in line (back in line if not answered)
@@ -84,6 +83,7 @@ class VirtualHoldMixin:
         number = entry.callback_number or ""
         template = vh.endpoint or self.config.transfers.external_endpoint
         attempt = {"queue": entry.queue, "attempt": entry.attempts, "callback_call_id": entry.id}
+        self._callback_news(entry, "dialing")
         try:
             await self.runtime.place_call(
                 template.format(number=number), partial(self._callback_answered, entry, agent_id),
@@ -95,7 +95,9 @@ class VirtualHoldMixin:
             entry.assigned = None
             if entry.attempts >= vh.attempts:
                 entry.call.emit(VirtualHoldEvent.FAILED, {"queue": entry.queue, "attempts": entry.attempts})
+                self._callback_news(entry, "failed")
                 return
+            self._callback_news(entry, "no_answer")
             await asyncio.sleep(vh.retry_after)
             entry.ident = str(uuid7())  # the next attempt is a new call
             self.waiting[entry.id] = entry  # same enqueued_at: its place in line is kept
@@ -108,16 +110,24 @@ class VirtualHoldMixin:
             self.offer_withdrawn(agent_id, entry, "callback failed")
         else:
             entry.call.emit(VirtualHoldEvent.ATTEMPT, {**attempt, "outcome": "answered"})
+            self._callback_news(entry, "connected")
 
     async def _callback_answered(self: AcdService, entry: QueuedCaller, agent_id: str, call: Call) -> None:
         """Runs in the callback call's own task: greet, then the reserved agent's phone rings."""
         from callcore.acd.service import AcdEventType, QueuedCaller
 
         queue = self.config.queues[entry.queue]
-        assert queue.virtual_hold is not None
+        assert entry.callback is not None
         callee = QueuedCaller(call, entry.queue, entry.priority, entry.enqueued_at, entry.skills,
-                              offered_to=set(entry.offered_to), assigned=agent_id)
+                              offered_to=set(entry.offered_to), assigned=agent_id, whisper=list(entry.whisper))
         self.waiting[callee.id] = callee  # callee.id == entry.id: the reserved agent's offer is this call
         call.emit(AcdEventType.QUEUED, {"queue": entry.queue, "priority": entry.priority, "skills": entry.skills,
                                         "position": 1, "virtual_hold": True, "agent": agent_id})
-        await self._serve_loop(callee, queue, greeting=queue.virtual_hold.greeting)
+        try:
+            await self._serve_loop(callee, queue, greeting=entry.callback.greeting)
+        finally:
+            self._callback_news(entry, "done")
+
+    def _callback_news(self: AcdService, entry: QueuedCaller, what: str) -> None:
+        if self.callback_listener is not None:
+            self.callback_listener(entry, what)

@@ -36,9 +36,13 @@ def api_routes() -> RouteTable:
     """Every route of the API, in the order the document lists them."""
     from callcore.api import kpis  # GET /kpis/..., see kpis.py and docs/kpis.md
     from callcore.api import live_events  # GET /events (WebSocket), see live_events.py
+    from callcore.api import status  # GET /status (`callcore status`), see status.py
 
-    return (agents.routes + queues.routes + calls.routes + kpis.routes + live_events.routes + health.routes
-            + metrics.routes + openapi.routes + docs_page.routes)
+    from callcore.api import callbacks, campaigns  # campaigns, leads, DNC, preview; "call me now" callbacks
+
+    return (agents.routes + queues.routes + calls.routes + campaigns.routes + callbacks.routes + kpis.routes
+            + live_events.routes + health.routes
+            + status.routes + metrics.routes + openapi.routes + docs_page.routes)
 
 
 def _metrics_middleware(m: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcore.api.config import ApiSettings
+from callcore.api.callbacks_config import CallbacksSettings
 from callcore.config.loader import ConfigError, ConfigIssue, load_yaml, validate
 from callcore.acd.model import AcdConfig, AgentConfig, QueueConfig, TransferSettings
 from callcore.ivr.model import Flow, IvrConfig, Schedule
 from callcore.campaigns.model import CampaignConfig
+from callcore.ops.config import RetentionSettings
 from callcore.webhooks.config import WebhookList
 
 
@@ -108,7 +110,9 @@ class CallcoreConfig(Section):
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
     transfers: TransferSettings = Field(default_factory=TransferSettings)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)  # docs/security.md
     webhooks: WebhookList = Field(default_factory=list)  # docs/webhooks.md
+    callbacks: CallbacksSettings = Field(default_factory=CallbacksSettings)  # docs/api.md, "Callbacks"
 
     # Not from YAML: where the file was, and a fingerprint recorded with every call.
     source: Path | None = Field(None, exclude=True)
@@ -130,6 +134,8 @@ class EnvOverrides(BaseSettings):
     ari_password: SecretStr | None = None
     ari_url: str | None = None
     database_url: SecretStr | None = None
+    ari_password_file: Path | None = None  # CALLCORE_ARI_PASSWORD_FILE: mode 0600/0400 (callcore.ops.secrets)
+    database_url_file: Path | None = None  # CALLCORE_DATABASE_URL_FILE: likewise
     api_port: int | None = None  # e.g. 0 (any free port) for test runs next to a running callcore
 
 
@@ -145,6 +151,9 @@ def load_config(
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(str(path), 1, "", "the file must be a mapping of sections")])
     env = EnvOverrides()
+    from callcore.ops.secrets import apply_secret_files
+
+    apply_secret_files(env, str(path))  # the *_FILE variables; raises ConfigError for a readable/missing file
     if env.ari_password is not None:
         data.setdefault("ari", {})["password"] = env.ari_password.get_secret_value()
     if env.ari_url is not None:

@@ -81,16 +81,19 @@ CASES = [
     Case("POST", "/calls/{call_id}/supervise/{session_id}/stop", f"{C}/supervise/s1/stop", SUPERVISORS,
          setup=talking),
     Case("GET", "/events", "/events", EVERYONE, 426),  # a plain GET, not a WebSocket upgrade
+    Case("GET", "/status", "/status", SUPERVISORS),
 ]
 PUBLIC = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/api")]
 
 
 def test_the_matrix_covers_every_route():
+    from tests.unit.api.test_api_campaigns import CASES as OUTBOUND_CASES  # campaigns, DNC, callbacks
     from tests.unit.api.test_api_kpis import KPI_CASES  # the KPI routes' role checks run in their own file
 
     declared = {(r.method, r.path) for r in api_routes() if r.roles}
     public = {(r.method, r.path) for r in api_routes() if not r.roles}
     covered = {(c.method, c.template) for c in CASES} | {(m, t) for m, t, _ in KPI_CASES}
+    covered |= {(c.method, c.template) for c in OUTBOUND_CASES}
     assert covered == declared
     assert set(PUBLIC) == public
 
