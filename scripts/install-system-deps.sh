@@ -4,7 +4,7 @@
 # Idempotent; quiet when all are present.
 set -euo pipefail
 need=()
-for pkg in debootstrap sip-tester tcpdump espeak-ng sox "$@"; do
+for pkg in debootstrap sip-tester tcpdump espeak-ng sox chromium "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

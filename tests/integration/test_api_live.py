@@ -106,3 +106,30 @@ async def test_call_me_now_from_a_web_page_rings_the_visitor_when_an_agent_is_fr
     assert requested["context"] == {"page": "/internet/glasvezel", "product": "1 Gbit/s"}
     connected = [r["payload"] for r in rows if r["type"] == "connected"]
     assert [c["agent"] for c in connected] == ["agent01"]
+
+
+async def test_the_wallboard_in_a_real_browser_shows_what_the_api_says_during_live_calls(acd_app: CallcoreApp):
+    from tests.browser import Browser, open_wallboard, value_of, wait_wallboard_matches
+
+    assert acd_app.api is not None
+    base = acd_app.api.url
+    acd_app.acd.login("agent01")
+    acd_app.acd.login("agent03", paused=True)
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async def get(path: str):
+            async with http.get(base + path) as r:
+                assert r.status == 200, (path, r.status)
+                return await r.json()
+
+        async with Browser.launch() as browser:
+            page = await open_wallboard(browser, base, "admin-secret-token-for-tests")
+            with AgentPhone(1, hangup_after_ms=4000):
+                calls = [caller("7001") for _ in range(2)]  # one talks to agent01, one waits in billing
+                await wait_until(lambda: len(acd_app.acd.waiting) == 1, timeout=10, what="a caller waiting")
+                shown = await wait_wallboard_matches(page, get, timeout=10)
+                assert value_of(shown, "waiting", queue="billing").text == "1"
+                for c in calls:
+                    (await c).check()
+            await acd_app.writer.flush()
+            shown = await wait_wallboard_matches(page, get, timeout=15)  # today's KPIs after the calls
+            assert value_of(shown, "answered").text == "2"

@@ -42,7 +42,14 @@ def api_routes() -> RouteTable:
 
     return (agents.routes + queues.routes + calls.routes + campaigns.routes + callbacks.routes + kpis.routes
             + live_events.routes + health.routes
-            + status.routes + metrics.routes + openapi.routes + docs_page.routes)
+            + status.routes + metrics.routes + openapi.routes + docs_page.routes + wallboard_routes())
+
+
+def wallboard_routes() -> RouteTable:
+    """``GET /wallboard``: the supervisors' live page (callcore.wallboard, docs/wallboard.md)."""
+    from callcore.wallboard import page
+
+    return page.routes
 
 
 def _metrics_middleware(m: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

@@ -83,7 +83,8 @@ CASES = [
     Case("GET", "/events", "/events", EVERYONE, 426),  # a plain GET, not a WebSocket upgrade
     Case("GET", "/status", "/status", SUPERVISORS),
 ]
-PUBLIC = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/api")]
+PUBLIC = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/api"),
+          ("GET", "/wallboard")]
 
 
 def test_the_matrix_covers_every_route():
