@@ -50,12 +50,13 @@ test: venv system-deps lint
 test-unit: venv
 	$(PY) -m pytest -q -ra tests/unit $(PYTEST_ARGS)
 
-# All three benchmarks (docs/benchmarks.md); routing_latency needs root, the sandbox and tshark.
+# All four benchmarks (docs/benchmarks.md); routing_latency needs root, the sandbox and tshark.
 bench: venv system-deps
 	bash scripts/install-system-deps.sh tshark
 	$(PY) bench/events.py
 	$(PY) bench/service_level.py
 	$(PY) bench/routing_latency.py
+	$(PY) bench/dialer_pacing.py
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache

@@ -28,6 +28,7 @@ from callcore.api.outbound_services import (
 from callcore.api.live_events import EVENT_HUB, EventHub, TeeSink
 from callcore.kpi.definitions import KpiSettings
 from callcore.kpi.store import PgKpis
+from callcore.store.leader import FENCED_EXIT, Leadership
 from callcore.store.spool import DiskSpool
 from callcore.webhooks.delivery import Deliverer
 from callcore.webhooks.outbox import WebhookOutbox
@@ -103,6 +104,11 @@ class CallcoreApp:
         applied = await migrate(self.pool)
         if applied:
             log.info("database migrated", versions=applied)
+        self.leadership: Leadership | None = None
+        if cfg.ha.enabled:
+            # Standby until this instance holds the lock: only the leader reads agent states and talks to ARI.
+            self.leadership = Leadership(self.db.dsn, poll=cfg.ha.poll_seconds)
+            await self.leadership.acquire(on_lost=self._fence)
         # Webhooks: their outbox rows are written in the events' own transaction; the deliverer sends them.
         self.hub = EventHub()
         self.outbox = WebhookOutbox.for_config(cfg.webhooks)
@@ -190,6 +196,12 @@ class CallcoreApp:
             self.metrics.registry.register(self.deliverer.metrics_collector(self.outbox))
         await self.api.start()
 
+    def _fence(self) -> None:
+        """The leader lost its lock: stop at once, so the new leader never competes with us for Asterisk."""
+        self.fatal = RuntimeError("lost the leader lock")
+        self.fenced = True
+        self.stopped.set()
+
     async def _run_stream(self) -> None:
         try:
             await self.stream.run()
@@ -260,10 +272,15 @@ class CallcoreApp:
             await _bounded("stopping the API", self.api.stop(), 5)  # no new commands while calls drain
         if getattr(self, "dialer", None) is not None:
             await _bounded("stopping the dialer", self.dialer.close(), 5)  # no new attempts while calls drain
-        log.debug("stop: draining")
-        handed_back = await self.runtime.drain(drain)
-        log.debug("stop: drained")
-        await _bounded("destroying idle bridges", self.runtime.bridge_pool.close(), 5)
+        if getattr(self, "fenced", False):
+            # Another instance leads now and owns the calls: touch nothing in Asterisk, just let go.
+            handed_back = 0
+            self.runtime.stop_accepting()
+        else:
+            log.debug("stop: draining")
+            handed_back = await self.runtime.drain(drain)
+            log.debug("stop: drained")
+            await _bounded("destroying idle bridges", self.runtime.bridge_pool.close(), 5)
         self.acd.close()
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
@@ -292,6 +309,8 @@ class CallcoreApp:
         log.debug("stop: pool closed")
         await self.ari.close()
         await self.lookups.close()
+        if getattr(self, "leadership", None) is not None:
+            await self.leadership.release()
         log.debug("stop: clients closed")
         if self.db.embedded is not None:
             await asyncio.to_thread(self.db.embedded.stop)
@@ -343,4 +362,6 @@ async def serve(config: CallcoreConfig) -> int:
     await app.stop()
     await reporter.close()
     pid_file.unlink(missing_ok=True)
+    if getattr(app, "fenced", False):
+        return FENCED_EXIT
     return 1 if app.fatal else 0

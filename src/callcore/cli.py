@@ -270,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     from callcore.kpi.cli import add_kpi_parsers
 
     add_kpi_parsers(sub)
+
+    from callcore.dialer.sim_cli import add_sim_parser  # callcore sim dialer (campaign planning)
+
+    add_sim_parser(sub)
     return parser
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from callcore.api.config import ApiSettings
 from callcore.config.models import AriSettings, DatabaseSettings, InboundSettings
 
 pytestmark = pytest.mark.integration
-# Every callcore the integration tests start (in process or `callcore run`) serves its API on a free port.
-os.environ.setdefault("CALLCORE_API_PORT", "0")
 ACD_CONFIG = Path(__file__).resolve().parents[1] / "data" / "acd_test.yaml"
 
 
@@ -35,6 +32,13 @@ async def start_app(config: CallcoreConfig, flows: dict[str, Handler] | None = N
     await app.start()
     await app.wait_connected(timeout=15)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _api_on_a_free_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every callcore an integration test starts (in process or `callcore run`) serves its API on a free port.
+    Set per test, so the unit tests of the same run see the environment untouched."""
+    monkeypatch.setenv("CALLCORE_API_PORT", "0")
 
 
 @pytest.fixture

@@ -28,37 +28,49 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _connected_events(dsn: str) -> int:
+AGENT01_AT_START = ("queues: [billing, callme]}", "queues: [billing, callme], login_at_start: true}")
+
+
+def write_config(directory: Path, extra: str = "") -> Path:
+    """The ACD test config with agent01 logged in at start (a `callcore run` has no test to log it in)."""
+    path = directory / "callcore.yaml"
+    path.write_text(CONFIG.read_text().replace(*AGENT01_AT_START) + extra)
+    return path
+
+
+def spawn(config: Path, log_path: Path, dsn: str) -> subprocess.Popen[bytes]:
+    """`callcore run -c config` as a real process, its output in ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "callcore.cli", "run", "-c", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT, env={**os.environ, "CALLCORE_DATABASE_URL": dsn}, cwd=REPO)
+
+
+async def wait_for_event(dsn: str, type_: str, log_path: Path, timeout: float = 15.0) -> None:
+    """Until another process's writer has stored an event of ``type_`` (it flushes within its batch interval)."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetchval("SELECT count(*) FROM call_events WHERE type = 'connected'")
+        for _ in range(int(timeout * 10)):
+            if await conn.fetchval("SELECT count(*) FROM call_events WHERE type = $1", type_):
+                return
+            await asyncio.sleep(0.1)
     finally:
         await conn.close()
+    pytest.fail(f"no {type_} event within {timeout} s: " + log_path.read_text()[-2000:])
 
 
 async def test_a_crash_mid_call_leaves_the_conversation_alive_and_the_next_process_resumes_it(
     asterisk, pg_dsn, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
-    path = tmp_path / "callcore.yaml"
-    path.write_text(CONFIG.read_text().replace("queues: [billing, callme]}", "queues: [billing, callme],"
-                                               " login_at_start: true}"))
+    path = write_config(tmp_path)
     log_path = tmp_path / "first.log"
-    with log_path.open("wb") as log:
-        first = subprocess.Popen([sys.executable, "-m", "callcore.cli", "run", "-c", str(path)], stdout=log,
-                                 stderr=subprocess.STDOUT, env={**os.environ, "CALLCORE_DATABASE_URL": pg_dsn},
-                                 cwd=REPO)
+    first = spawn(path, log_path, pg_dsn)
     second = None
     try:
         with AgentPhone(1) as anna:
             await wait_until(lambda: b"ARI connected" in log_path.read_bytes(), timeout=30, what="callcore run")
             call = caller("7001", hangup_after_ms=12_000)  # talks 12 s, then hangs up
-            for _ in range(150):  # the first process's writer flushes within its batch interval
-                if await _connected_events(pg_dsn) == 1:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the caller was not connected to agent01: " + log_path.read_text()[-2000:])
+            await wait_for_event(pg_dsn, "connected", log_path)
             await asyncio.sleep(1.0)  # talking
             first.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.wait, 10)
@@ -83,6 +95,44 @@ async def test_a_crash_mid_call_leaves_the_conversation_alive_and_the_next_proce
         assert [(r["state"], r["reason"]) for r in states][-3:] == [
             ("ready", "login"), ("on_call", "call resumed after restart"), ("wrap_up", "call ended")]
         await assert_no_bridge_in_use(second)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if second is not None:
+            await asyncio.wait_for(second.stop(drain_seconds=2), 30)
+
+
+async def test_a_caller_waiting_in_a_queue_when_callcore_dies_keeps_its_place_in_the_next_process(
+    asterisk, pg_dsn, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    # agent01 is logged in at start but its phone is off: the offer fails at once, agent01 is paused ("no
+    # answer") and the caller waits in the billing queue with hold music.
+    path = write_config(tmp_path)
+    log_path = tmp_path / "first.log"
+    first = spawn(path, log_path, pg_dsn)
+    second = None
+    try:
+        await wait_until(lambda: b"ARI connected" in log_path.read_bytes(), timeout=30, what="callcore run")
+        call = caller("7001", bye_timeout_ms=60_000)
+        await wait_for_event(pg_dsn, "agent_no_answer", log_path)
+        await asyncio.sleep(3)  # waiting, with hold music
+        first.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(first.wait, 10)
+        second = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
+        await wait_until(lambda: len(second.acd.waiting) == 1, timeout=10, what="the caller back in its queue")
+        entry = next(iter(second.acd.waiting.values()))
+        assert second.acd.now() - entry.enqueued_at >= 3  # its wait (its place) survived the restart
+        assert second.acd.agents["agent01"].state == "paused"  # as it was
+        with AgentPhone(1, hangup_after_ms=1000):
+            second.acd.ready("agent01")
+            (await call).check()
+        await second.writer.flush()
+        rows = await second.pool.fetch("SELECT type, payload FROM call_events ORDER BY id")
+        types = [r["type"] for r in rows]
+        assert "queue_resumed" in types and types.count("call_started") == 1 and "connected" in types
+        resumed = next(r["payload"] for r in rows if r["type"] == "queue_resumed")
+        assert resumed["queue"] == "billing" and resumed["waited_seconds"] >= 3
     finally:
         if first.poll() is None:
             first.kill()

@@ -115,6 +115,9 @@ async def test_a_progressive_campaign_dials_its_list_right(dialer_app: CallcoreA
     assert all(r["agent_id"] in ("agent01", "agent02") and r["amd_status"] == "HUMAN" for r in humans)
     assert all(r["connect_delay_seconds"] is not None and r["connect_delay_seconds"] < 2 for r in humans)
     assert talks == len(reachable_people)
+    await app.writer.flush()
+    recorded = await app.pool.fetchval("SELECT count(*) FROM call_events WHERE type = 'recording_stopped'")
+    assert recorded == len(reachable_people)  # the campaign's recording policy: every conversation
     assert not any(r["abandoned"] for r in rows)
     statuses = dict(await app.pool.fetch("SELECT number, status FROM leads"))
     assert all(statuses[number(n)] == "exhausted" for n in busy + no_answer + machine)

@@ -99,7 +99,7 @@ class CallControls:
 
     async def start_recording_if_configured(self: AcdService, conv: Conversation) -> None:
         queue = self.config.queues.get(conv.queue)
-        if queue is not None and queue.recording:
+        if (queue is not None and queue.recording) or conv.entry.record:
             try:
                 await conv._do_record("start")
             except Exception as exc:  # noqa: BLE001 - a failed recording must not drop the call; it is logged

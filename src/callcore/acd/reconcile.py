@@ -29,15 +29,61 @@ log = structlog.get_logger("callcore.acd")
 
 AGENT_VARIABLE = "CALLCORE_AGENT"
 QUEUE_VARIABLE = "CALLCORE_QUEUE"
+# On a caller's channel while it waits in a queue: "queue|priority|enqueued epoch seconds|skills JSON".
+WAITING_VARIABLE = "CALLCORE_WAITING"
 
 
 class ReconcileEvent:
     RESUMED = "conversation_resumed"  # data: queue, agents, other_parties, dropped_legs
+    REQUEUED = "queue_resumed"  # data: queue, waited_seconds (the place kept across the restart)
 
 
 class ReconcileMixin:
-    def resume_handler(self: AcdService, call: Call, bridge_id: str) -> Handler:
+    def resume_handler(self: AcdService, call: Call, bridge_id: str | None) -> Handler:
+        if bridge_id is None:
+            return self._resume_waiting
         return partial(self._resume, bridge_id=bridge_id)
+
+    async def mark_waiting(self: AcdService, call: Call, entry: object) -> None:
+        """Note on the caller's channel that it waits, where and since when: a restarted callcore reads it back
+        (``_resume_waiting``) and the caller keeps its place. One request, only for callers who really wait."""
+        import json
+        import time
+
+        e = entry  # a QueuedCaller
+        since = time.time() - (self.now() - e.enqueued_at)  # type: ignore[attr-defined]
+        value = f"{e.queue}|{e.priority}|{since:.3f}|{json.dumps(e.skills, separators=(',', ':'))}"  # type: ignore[attr-defined]
+        try:
+            await call.ari.channels.set_variable(call.channel_id, WAITING_VARIABLE, value)
+        except AriError as exc:
+            log.info("could not note the waiting caller on its channel", error=str(exc))
+
+    async def _resume_waiting(self: AcdService, call: Call) -> None:
+        """An adopted caller who is not in a conversation: back in its queue with its original place if it was
+        waiting in one; otherwise its flow starts again from the top (the IVR's safe node)."""
+        import json
+        import time
+
+        from callcore.acd.service import QueuedCaller
+
+        raw = await self._variable(call.channel_id, WAITING_VARIABLE)
+        parts = raw.split("|", 3) if raw else []
+        if len(parts) == 4 and parts[0] in self.config.queues:
+            for leg in list(call.legs.values()):
+                await call._hangup_leg(leg)  # an agent phone that was ringing for it: the offer is void now
+            try:
+                priority, since, skills = int(parts[1]), float(parts[2]), json.loads(parts[3])
+            except ValueError:
+                priority, since, skills = 0, time.time(), {}
+            waited = max(0.0, time.time() - since)
+            call.emit(ReconcileEvent.REQUEUED, {"queue": parts[0], "waited_seconds": round(waited, 3)})
+            entry = QueuedCaller(call, parts[0], priority, self.now() - waited, dict(skills))
+            await self._serve(entry)
+            return
+        assert self.runtime is not None
+        handler = self.runtime.router(call)
+        if handler is not None:
+            await handler(call)
 
     async def _variable(self: AcdService, channel_id: str, name: str) -> str:
         try:

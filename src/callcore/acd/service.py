@@ -66,6 +66,7 @@ class QueuedCaller:
     ident: str | None = None
     attempts: int = 0
     callback: VirtualHold | None = None  # how it is called back (the queue's virtual hold, or web callbacks')
+    record: bool = False  # record once connected, whatever the queue says (a campaign's recording policy)
     whisper: list[str] = field(default_factory=list)  # played to the agent before bridging, after the queue's
     # Outbound (the dialer): the caller's own wait limit, and what it hears when it passes (then hang up).
     max_wait: float | None = None
@@ -293,7 +294,7 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             while True:
                 if entry.assigned is None and call.channel_id not in self._moh:
                     await call.ensure_answered()  # the caller must wait: answer, and play hold music
-                    await self._hold_music(call, queue)
+                    await asyncio.gather(self._hold_music(call, queue), self.mark_waiting(call, entry))
                 agent_id = await self._wait_for_agent(entry, queue)
                 if agent_id == VIRTUAL_HOLD:
                     return await self._accept_virtual_hold(entry, queue)
@@ -324,13 +325,13 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             self._kick()
 
     async def connect_outbound(self, call: Call, queue_name: str, *, priority: int, skills: dict[str, int],
-                               max_wait: float, timeout_sounds: list[str]) -> QueuedCaller:
+                               max_wait: float, timeout_sounds: list[str], record: bool = False) -> QueuedCaller:
         """A person the dialer reached: connect them to the best free agent of ``queue_name`` within
         ``max_wait`` seconds (the compliance limit, e.g. 2 s), or play ``timeout_sounds`` and hang up. Runs in the
         call's task until the call is over; the returned entry says whether and when an agent took it."""
         queue = self.config.queues[queue_name]
         entry = QueuedCaller(call, queue_name, priority, self.now(), dict(skills), max_wait=max_wait,
-                             on_max_wait=list(timeout_sounds))
+                             on_max_wait=list(timeout_sounds), record=record)
         self.waiting[entry.id] = entry
         call.emit(AcdEventType.QUEUED, {"queue": queue_name, "priority": priority, "skills": entry.skills,
                                         "position": self.position(entry), "outbound": True})

@@ -401,11 +401,14 @@ class CallRuntime:
             call.legs[channel.id] = leg
             self._by_channel[channel.id] = call
         bridges = await self.ari.bridges.list() if legs and self.resume is not None else []
+        # (adopted calls without legs are never in a conversation)
         bridge_of = {ch: b.id for b in bridges for ch in b.channels}
         for call in adopted:
             bridge_id = bridge_of.get(call.channel_id)
-            if bridge_id is not None and call.legs and self.resume is not None:
-                call.handler = self.resume(call, bridge_id)
+            if self.resume is not None:
+                # Bridged with its legs: a conversation to continue; otherwise the hook decides (a caller who was
+                # waiting in a queue gets its place back; anyone else starts the flow again).
+                call.handler = self.resume(call, bridge_id if call.legs else None)
             self._start(call)
 
     async def _adopt(self, channel: Channel) -> Call:

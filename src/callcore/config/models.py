@@ -70,6 +70,13 @@ class EventStoreSettings(Section):
     spool_after_s: float = Field(3.0, gt=0, le=3600)
 
 
+class HaSettings(Section):
+    """Active/standby (docs/operations.md): instances sharing one PostgreSQL elect a leader with an advisory lock."""
+
+    enabled: bool = False
+    poll_seconds: float = Field(1.0, gt=0, le=60, description="how often a standby asks for the lock")
+
+
 class CallsSettings(Section):
     on_handler_error: Literal["dialplan", "hangup"] = "dialplan"
     fallback_context: str = "callcore-fallback"
@@ -100,6 +107,7 @@ class CallcoreConfig(Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     event_store: EventStoreSettings = Field(default_factory=EventStoreSettings)
     calls: CallsSettings = Field(default_factory=CallsSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)

@@ -15,8 +15,9 @@ in short:
    wrap-up or talk given their elapsed times). Risk(n) = expected abandons among the calls in flight if ``n``
    more are launched.
 4. Budget: extra calls are added one by one while (a) the abandons each adds, per live answer it brings, stay
-   under a threshold that tapers to zero as the worst window's abandonment rate approaches the cap, and (b) the
-   expected abandons in flight fit in what the policy window and the control window may still absorb.
+   under a threshold, and (b) the expected abandons in flight fit in the *stock*: what the policy window and the
+   longest control window may still absorb at the cap (a little under the limit), less a reserve. The threshold
+   tapers to zero with the stock, so the pacer slides back to progressive as the budget runs out.
 """
 
 from __future__ import annotations
@@ -66,16 +67,14 @@ class PacerConfig:
     marginal_factor: float = 1.2
     """A further call is launched while the abandons it adds, per live answer it brings, stay under
     ``marginal_factor`` x the limit (before the taper)."""
-    taper: float = 0.7
-    """The threshold falls linearly from full to 0 as the worst window's rate goes from (1 - taper) x cap to
-    the cap."""
+    taper: float = 0.3
+    """The threshold falls linearly from full to 0 as the stock falls from ``taper`` x the window's whole
+    allowance (cap x live answers) to 0."""
     margin: float = 0.1
     """The cap is (1 - margin) x the limit: a sliding window's live answers may still shrink after its last
     abandon, and the model is an estimate."""
     reserve: float = 1.5
     """Abandons kept unspent in every budgeted window (a burst of abandons from calls already out)."""
-    min_live: float = 50.0
-    """A window's rate is trusted (for the taper) from this many live answers on."""
     connect_grace: float = 2.0
     """Seconds a live answer may wait for an agent (the policy's connect limit)."""
     min_attempts: int = 40
@@ -180,7 +179,7 @@ class _Outlook:
         for j in range(nj):
             self.lam0.append(d_mean[j] - pm)
             self.mid0.append(0.5 * (pm + d_mean[j]) - s_mean[j] + 0.5)  # + 0.5: continuity correction
-            self.var0.append(0.5 * (pv + d_var[j]) + s_var[j] + 0.25)
+            self.var0.append(0.5 * (pv + d_var[j]) + s_var[j] + 0.25)  # + 0.25: smooth when all is near-certain
             g = t.new_live[j]
             self.lam1.append(g - pg)
             c = 0.5 * (pg + g)
@@ -206,22 +205,29 @@ class Pacer:
         self.config = config
         self._tables: _Tables | None = None
 
-    def allowance(self, budget: Budget) -> tuple[float, float]:
-        """(threshold, stock) from the ledger's windows (see :class:`Decision`)."""
+    def allowance(self, budget: Budget, live_per_second: float = math.inf) -> tuple[float, float]:
+        """(threshold, stock) from the ledger's windows (see :class:`Decision`).
+
+        Stock: the least that any window (the policy window and every control window) may still absorb at the
+        cap, less the reserve (``live_per_second``, a bound on the live answers to come, caps a control window's
+        live count: when agents log out, the window will hold fewer once the old answers have left it).
+        Threshold: ``marginal_factor`` x the limit while the stock is at least ``taper`` x that window's whole
+        allowance, falling linearly to 0 with the stock.
+        """
         cfg = self.config
-        lim = budget.limit
-        cap = lim * (1.0 - cfg.margin)
+        cap = budget.limit * (1.0 - cfg.margin)
         if cap <= 0:
             return 0.0, -1.0
         stock = budget.window.headroom(cap)
-        if budget.control:  # the longest control window is budgeted like the policy window
-            stock = min(stock, budget.control[-1].headroom(cap))
-        worst = 0.0
-        for w in (budget.window, *budget.control):
-            if w.live >= cfg.min_live:
-                worst = max(worst, w.abandons / w.live)
-        scale = min(1.0, max(0.0, (1.0 - worst / cap) / cfg.taper))
-        return cfg.marginal_factor * lim * scale, stock - cfg.reserve
+        allowed = cap * budget.window.live
+        for w in budget.control:  # control windows are budgeted like the policy window
+            live = min(w.live, live_per_second * w.seconds)
+            if cap * live - w.abandons < stock:
+                stock, allowed = cap * live - w.abandons, cap * live
+        stock -= cfg.reserve
+        band = cfg.taper * allowed
+        scale = 1.0 if stock >= band else max(0.0, stock / band) if band > 0 else 0.0
+        return cfg.marginal_factor * budget.limit * scale, stock
 
     def decide(self, now: float, snap: PacingSnapshot, model: TrafficModel | None) -> Decision:
         """Calls to launch at ``now`` (the snapshot's elapsed times are as of ``now``)."""
@@ -242,7 +248,7 @@ class Pacer:
         progressive = max(0, min(cap, free_now - len(snap.ringing)))
         if model is None or model.attempts_seen < cfg.min_attempts:
             return Decision(progressive, "warmup", progressive, cap=cap)
-        threshold, stock = self.allowance(snap.budget)
+        threshold, stock = self.allowance(snap.budget, able / max(1.0, model.talk.mean + model.wrap.mean))
         if threshold <= 0.0 or stock <= 0.0:
             return Decision(progressive, "budget", progressive, threshold=threshold, stock=stock, cap=cap)
 

@@ -111,7 +111,8 @@ class DialerService:
             return
         # Leads a crashed process left claimed go back to the pool first.
         await leads.recover_claims(self.db, name, now=_utcnow(), older_than=60.0)
-        run.ledger = AbandonLedger(AbandonPolicy(**run.config.abandon_policy_fields()))
+        # A one-hour control window on top of the policy's: abandons are spread, not bunched (docs/dialer.md).
+        run.ledger = AbandonLedger(AbandonPolicy(**run.config.abandon_policy_fields()), control_windows=[3600])
         run.state = "running"
         run.task = asyncio.get_running_loop().create_task(self._loop(run), name=f"campaign:{name}")
         log.info("campaign started", campaign=name, mode=run.config.mode)
@@ -278,7 +279,8 @@ class DialerService:
             priority = {"inbound": -1000, "outbound": 1000, "equal": 0}[cfg.blending.priority] + cfg.priority
             connect = self.acd.connect_outbound(
                 call, cfg.queue or "", priority=priority, skills=cfg.skills,
-                max_wait=cfg.policy().agent_connect_seconds, timeout_sounds=cfg.compliance_message)
+                max_wait=cfg.policy().agent_connect_seconds, timeout_sounds=cfg.compliance_message,
+                record=cfg.recording)
             entry_task = asyncio.ensure_future(connect)
             entry = await self._track_connect(attempt, entry_task)
             if entry.agent is None and entry.on_max_wait is not None and call.hangup_recorded and \
