@@ -13,8 +13,10 @@ import structlog
 
 from callcore.acd.service import AcdService
 from callcore.dialer.service import DialerService
+from callcore.acd.click_to_call import ClickToCall
 from callcore.acd.web_callbacks import WebCallbacks
 from callcore.api.health import database_check
+from callcore.api.config_routes import CONFIG_CONTROL, AppConfig
 from callcore.api.status import STATUS_SOURCE
 from callcore.ops.status import STATUS_FILE, StatusReporter, build_status
 from callcore.api.outbound_services import (
@@ -173,19 +175,28 @@ class CallcoreApp:
     async def _start_api(self) -> None:
         """The HTTP control API: it calls the services; no telephony happens in it."""
         self.metrics = Metrics()
+        self.click_to_call = ClickToCall(self.acd)
         services = ApiServices(acd=self.acd, calls=self.runtime, store=PgCallStore(self.pool), conversations=self.acd,
+                               actions=self.click_to_call,
                                sink=self.sink, kpis=PgKpis(self.pool, KpiSettings.from_config(self.config)))
         self.api = ApiServer.from_settings(self.config.api, services, self.pool, metrics=self.metrics, ready_checks={
             "ari": lambda: self.stream.stats.connected, "database": database_check(self.pool), "config": lambda: True})
 
+        reconnects_seen = [0]
+
         def collect(m: Metrics) -> None:
+            for _ in range(self.stream.stats.reconnects - reconnects_seen[0]):
+                m.ari_reconnected()
+            reconnects_seen[0] = self.stream.stats.reconnects
             m.update_from_acd(self.acd)
             m.set_calls_in_progress(self.runtime.live_calls)
             m.set_event_writer_backlog(self.writer.stats.buffered)
 
         self.metrics.on_collect(collect)
+        self.acd.offer_listeners.append(self.metrics.observe_routing_latency)
         self.api.app[EVENT_HUB] = self.hub
         self.api.app[STATUS_SOURCE] = lambda: build_status(self)
+        self.api.app[CONFIG_CONTROL] = AppConfig(self)
         self.web_callbacks = WebCallbacks(self.acd)
         self.api.app[OUTBOUND] = OutboundServices(
             campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=PgDncStore(self.pool),
@@ -272,6 +283,8 @@ class CallcoreApp:
             await _bounded("stopping the API", self.api.stop(), 5)  # no new commands while calls drain
         if getattr(self, "dialer", None) is not None:
             await _bounded("stopping the dialer", self.dialer.close(), 5)  # no new attempts while calls drain
+        if getattr(self, "click_to_call", None) is not None:
+            await _bounded("stopping click-to-call", self.click_to_call.close(), 5)
         if getattr(self, "fenced", False):
             # Another instance leads now and owns the calls: touch nothing in Asterisk, just let go.
             handed_back = 0

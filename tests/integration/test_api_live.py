@@ -133,3 +133,38 @@ async def test_the_wallboard_in_a_real_browser_shows_what_the_api_says_during_li
             await acd_app.writer.flush()
             shown = await wait_wallboard_matches(page, get, timeout=15)  # today's KPIs after the calls
             assert value_of(shown, "answered").text == "2"
+
+
+async def test_click_to_call_rings_the_agent_then_the_number_and_the_api_hangs_it_up(acd_app: CallcoreApp):
+    from tests.sip import PstnPhone
+
+    assert acd_app.api is not None
+    base = acd_app.api.url
+    acd = acd_app.acd
+    acd.login("agent01")
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        with AgentPhone(1) as anna, PstnPhone() as customer:
+            async with http.post(f"{base}/calls", json={"number": "0201234567", "agent_id": "agent01"}) as r:
+                created = await r.json()
+            assert r.status == 201, created
+            call_id = created["call_id"]
+            async with http.post(f"{base}/calls", json={"number": "0201234567", "agent_id": "agent01"}) as r:
+                assert r.status == 409  # agent01 is reserved for the first one
+            await wait_until(lambda: acd.agents["agent01"].state == "on_call", timeout=10, what="agent01 answers")
+            await wait_until(lambda: customer.stats().get("IncomingCall(C)", 0) == 1, timeout=10,
+                             what="the customer's phone to ring")
+            await asyncio.sleep(1.0)
+            async with http.post(f"{base}/calls/{call_id}/hangup", json={}) as r:
+                assert r.status == 200, await r.text()
+            await wait_until(lambda: anna.stats().get("SuccessfulCall(C)") == 1 and
+                             customer.stats().get("SuccessfulCall(C)") == 1, timeout=10, what="both hung up")
+        await wait_until(lambda: acd_app.runtime.live_calls == 0, what="the call to end")
+        assert acd.agents["agent01"].state == "ready"
+        async with http.get(f"{base}/metrics") as r:
+            metrics = await r.text()
+    assert "callcore_calls_in_progress" in metrics or "callcore_" in metrics
+    await acd_app.writer.flush()
+    row = await acd_app.pool.fetchrow("SELECT direction, did, answered_at, ended_at FROM calls WHERE call_id = $1::uuid",
+                                      call_id)
+    assert row["direction"] == "outbound" and row["did"] in ("+31201234567", "0201234567")
+    assert row["answered_at"] and row["ended_at"]

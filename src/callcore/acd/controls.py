@@ -31,6 +31,22 @@ class CallControls:
                 return conv
         raise ConversationError(f"agent {agent_id!r} is not on a call")
 
+    async def _await_conversation(self: AcdService, agent_id: str, patience: float = 2.0) -> Conversation:
+        """The agent's conversation; an agent who just answered (on_call, bridge being made) gets it within a moment,
+        so a quick click on "transfer" is not refused for being a few milliseconds early."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while True:
+            try:
+                return self.conversation_of(agent_id)
+            except ConversationError:
+                status = self.agents.get(agent_id)
+                if status is None or status.state not in ("on_call", "reserved") or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
     def conversation_for_call(self: AcdService, call_id: str) -> Conversation:
         conv = self.conversations.get(call_id)
         if conv is None:
@@ -51,7 +67,7 @@ class CallControls:
         targets = [t for t in (queue, to_agent, number) if t is not None]
         if len(targets) != 1:
             raise ConversationError("a transfer needs exactly one of queue, agent or number")
-        conv = self.conversation_of(agent_id)
+        conv = await self._await_conversation(agent_id)
         if queue is not None:
             return await conv.submit("blind_queue", agent=agent_id, queue=queue)
         if to_agent is not None:
@@ -62,7 +78,7 @@ class CallControls:
     async def consult(self: AcdService, agent_id: str, *, to_agent: str | None = None,
                       number: str | None = None) -> Any:
         """Attended transfer, step one: the caller holds, the agent talks to the other agent or number."""
-        conv = self.conversation_of(agent_id)
+        conv = await self._await_conversation(agent_id)
         if to_agent is not None:
             self._known_agent(to_agent)
         if number is not None:
@@ -70,21 +86,21 @@ class CallControls:
         return await conv.submit("consult", agent=agent_id, target_agent=to_agent, number=number)
 
     async def complete_transfer(self: AcdService, agent_id: str) -> Any:
-        return await self.conversation_of(agent_id).submit("complete", agent=agent_id)
+        return await (await self._await_conversation(agent_id)).submit("complete", agent=agent_id)
 
     async def cancel_consult(self: AcdService, agent_id: str) -> Any:
-        return await self.conversation_of(agent_id).submit("cancel", agent=agent_id)
+        return await (await self._await_conversation(agent_id)).submit("cancel", agent=agent_id)
 
     async def conference(self: AcdService, agent_id: str) -> Any:
         """Turn the agent's consultation into a three-way call with the caller."""
-        return await self.conversation_of(agent_id).submit("conference", agent=agent_id)
+        return await (await self._await_conversation(agent_id)).submit("conference", agent=agent_id)
 
     # -- recording and supervision ----------------------------------------------------------------------
     async def recording(self: AcdService, agent_id: str, operation: str) -> Any:
         """operation: start, pause, resume, stop."""
         if operation not in ("start", "pause", "resume", "stop"):
             raise ConversationError(f"unknown recording operation {operation!r} (start, pause, resume, stop)")
-        return await self.conversation_of(agent_id).submit("record", operation=operation)
+        return await (await self._await_conversation(agent_id)).submit("record", operation=operation)
 
     async def supervise(self: AcdService, agent_id: str, endpoint: str, mode: str = "listen") -> Any:
         """A supervisor on ``endpoint`` listens to, whispers to or barges into the agent's call."""
@@ -92,10 +108,10 @@ class CallControls:
             raise ConversationError(f"unknown supervision mode {mode!r} (listen, whisper, barge)")
         if not endpoint or "&" in endpoint or "," in endpoint:
             raise ConversationError(f"not a single dial string: {endpoint!r}")
-        return await self.conversation_of(agent_id).submit("supervise", agent=agent_id, endpoint=endpoint, mode=mode)
+        return await (await self._await_conversation(agent_id)).submit("supervise", agent=agent_id, endpoint=endpoint, mode=mode)
 
     async def stop_supervision(self: AcdService, agent_id: str, session_id: str) -> Any:
-        return await self.conversation_of(agent_id).submit("stop_supervision", session_id=session_id)
+        return await (await self._await_conversation(agent_id)).submit("stop_supervision", session_id=session_id)
 
     async def start_recording_if_configured(self: AcdService, conv: Conversation) -> None:
         queue = self.config.queues.get(conv.queue)

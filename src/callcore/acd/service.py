@@ -120,6 +120,7 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         self.conversations: dict[str, Conversation] = {}  # by call id: connected calls
         self.runtime: CallRuntime | None = None  # set by the app: places virtual-hold callbacks
         self._agent_listeners: list[Callable[[str], None]] = []
+        self.offer_listeners: list[Callable[[float], None]] = []  # routing latency of each offer (metrics)
         # Told how each callback attempt ended: "dialing", "connected", "no_answer", "failed" (web callbacks).
         self.callback_listener: Callable[[QueuedCaller, str], None] | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
@@ -247,6 +248,10 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             entry.assigned = offer.agent_id
             entry.call.emit(AcdEventType.OFFERED, {"queue": entry.queue, "agent": offer.agent_id,
                                                    "wait_seconds": round(now - entry.enqueued_at, 3)})
+            # Routing latency: from the later of "caller queued" and "agent became free" to this offer.
+            since = max(entry.enqueued_at, self.agents[offer.agent_id].idle_since)
+            for listener in self.offer_listeners:
+                listener(max(0.0, now - since))
             if entry.callback_number is not None:
                 self._start_callback(entry)  # virtual hold: its turn has come, call the caller back
             _wake(entry)

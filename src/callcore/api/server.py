@@ -37,12 +37,13 @@ def api_routes() -> RouteTable:
     from callcore.api import kpis  # GET /kpis/..., see kpis.py and docs/kpis.md
     from callcore.api import live_events  # GET /events (WebSocket), see live_events.py
     from callcore.api import status  # GET /status (`callcore status`), see status.py
+    from callcore.api import config_routes  # /config: validate, dry-run, reload
 
     from callcore.api import callbacks, campaigns  # campaigns, leads, DNC, preview; "call me now" callbacks
 
     return (agents.routes + queues.routes + calls.routes + campaigns.routes + callbacks.routes + kpis.routes
             + live_events.routes + health.routes
-            + status.routes + metrics.routes + openapi.routes + docs_page.routes + wallboard_routes())
+            + status.routes + config_routes.routes + metrics.routes + openapi.routes + docs_page.routes + wallboard_routes())
 
 
 def wallboard_routes() -> RouteTable:

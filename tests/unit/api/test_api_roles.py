@@ -82,6 +82,10 @@ CASES = [
          setup=talking),
     Case("GET", "/events", "/events", EVERYONE, 426),  # a plain GET, not a WebSocket upgrade
     Case("GET", "/status", "/status", SUPERVISORS),
+    Case("GET", "/config", "/config", {"admin"}, 501),  # not wired in the fake world: the role check comes first
+    Case("POST", "/config/validate", "/config/validate", {"admin"}, 501, {"yaml": "a: 1"}),
+    Case("POST", "/config/dry-run", "/config/dry-run", {"admin"}, 501, {"yaml": "a: 1"}),
+    Case("POST", "/config/reload", "/config/reload", {"admin"}, 501, {}),
 ]
 PUBLIC = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/api"),
           ("GET", "/wallboard")]
