@@ -138,3 +138,34 @@ async def test_a_caller_waiting_in_a_queue_when_callcore_dies_keeps_its_place_in
             first.kill()
         if second is not None:
             await asyncio.wait_for(second.stop(drain_seconds=2), 30)
+
+
+async def test_a_caller_in_the_ivr_when_callcore_dies_goes_on_at_the_flows_safe_node(
+    asterisk, pg_dsn, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    path = write_config(tmp_path)
+    log_path = tmp_path / "first.log"
+    first = spawn(path, log_path, pg_dsn)
+    second = None
+    try:
+        await wait_until(lambda: b"ARI connected" in log_path.read_bytes(), timeout=30, what="callcore run")
+        call = caller("7006", hangup_after_ms=9_000)  # hears the welcome and the menu, presses nothing
+        await wait_for_event(pg_dsn, "ivr_started", log_path)
+        await asyncio.sleep(1.0)
+        first.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(first.wait, 10)
+        second = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
+        (await call).check()  # never left in silence: the flow went on, the caller hung up as planned
+        await wait_until(lambda: second.runtime.live_calls == 0, what="the call to end")
+        await second.writer.flush()
+        rows = await second.pool.fetch("SELECT type, payload FROM call_events WHERE type IN "
+                                       "('ivr_started', 'call_adopted', 'call_ended') ORDER BY id")
+        started = [r["payload"] for r in rows if r["type"] == "ivr_started"]
+        assert [s["start"] for s in started] == ["welcome", "menu"] and started[1]["resumed"] is True
+        assert [r["type"] for r in rows][-1] == "call_ended" and "call_adopted" in [r["type"] for r in rows]
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if second is not None:
+            await asyncio.wait_for(second.stop(drain_seconds=2), 30)

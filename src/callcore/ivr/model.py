@@ -500,6 +500,9 @@ class Flow(_Model):
     language_variable: Identifier | None = Field(None, description="a call variable overriding the language")
     timezone: TimeZoneName = Field("UTC", description="for branch 'time' rules without a schedule")
     start: str
+    resume_at: str | None = Field(
+        None, description="where a caller who was in this flow restarts after a callcore restart (a safe node: "
+                          "the main menu rather than the welcome); default: start")
     nodes: dict[str, Node] = Field(min_length=1)
 
     _name: str = PrivateAttr("")

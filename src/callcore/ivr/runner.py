@@ -107,7 +107,9 @@ class FlowRunner:
         call = self.call
         # No answer up front: the first prompt answers (Call.play), and a caller sent straight to a queue is
         # answered by the ACD when it must wait or when the agent picks up.
-        step = stepper.start(self.flow, self.bundle.ivr, self._context(), dict(call.variables))
+        # A caller adopted after a restart (it was somewhere in this flow) goes on at the flow's safe node.
+        step = stepper.start(self.flow, self.bundle.ivr, self._context(), dict(call.variables),
+                             resumed=call.adopted)
         while True:
             self._emit(step.events)
             command = step.command

@@ -162,12 +162,18 @@ def _check_ctx(ctx: FlowContext) -> None:
         raise ValueError("FlowContext.now must be timezone-aware")
 
 
-def start(flow: Flow, flows: IvrConfig, ctx: FlowContext, variables: dict[str, str] | None = None) -> Step:
-    """Enter ``flow`` at its start node: ``ivr_started``, then nodes until the first command."""
+def start(flow: Flow, flows: IvrConfig, ctx: FlowContext, variables: dict[str, str] | None = None, *,
+          resumed: bool = False) -> Step:
+    """Enter ``flow`` at its start node (``resumed``: a caller adopted after a restart enters at ``resume_at``):
+    ``ivr_started``, then nodes until the first command."""
     _check_ctx(ctx)
     run = _Run(flow, flows, ctx, flow_name(flow, flows), dict(variables or {}), 0)
-    run.emit(E.FLOW_STARTED, flow=run.name, language=run.language(), start=flow.start)
-    return run.goto(flow.start)
+    node = (flow.resume_at or flow.start) if resumed else flow.start
+    if resumed:
+        run.emit(E.FLOW_STARTED, flow=run.name, language=run.language(), start=node, resumed=True)
+    else:
+        run.emit(E.FLOW_STARTED, flow=run.name, language=run.language(), start=node)
+    return run.goto(node)
 
 
 def resume(flow: Flow, flows: IvrConfig, state: IvrState, result: Result, ctx: FlowContext) -> Step:

@@ -54,6 +54,8 @@ def _check_flow(out: IssueCollector, base: Loc, flow: Flow, ivr: IvrConfig, know
     nodes = flow.nodes
     if flow.start not in nodes:
         out.error(base + ("start",), "start node: " + unknown_name("node", flow.start, nodes))
+    if flow.resume_at is not None and flow.resume_at not in nodes:
+        out.error(base + ("resume_at",), "resume_at: " + unknown_name("node", flow.resume_at, nodes))
     for name, node in nodes.items():
         at = base + ("nodes", name)
         for edge in node.edges():

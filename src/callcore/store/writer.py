@@ -441,17 +441,21 @@ class EventWriter:
         oldest first, one attempt per loop; back to normal once the spool is empty."""
         spool = self.spool
         assert spool is not None
-        if self._buf:
-            entries = list(self._buf)
+        full = False
+        while self._buf and not full:
+            # Oldest first, a batch at a time: when the spool fills up, what fits is kept, the rest waits in memory.
+            entries = [self._buf[i] for i in range(min(self.batch_max, len(self._buf)))]
             records = [event_record(e) for _, e in entries]
             if await asyncio.to_thread(spool.append, records):
                 for _ in entries:
                     self._buf.popleft()
                 self._spooled += len(entries)
-            elif time.monotonic() - self._spool_full_log_at >= 5.0:
-                self._spool_full_log_at = time.monotonic()
-                log.critical("event_writer.spool_full", spool_bytes=spool.bytes, max_bytes=spool.max_bytes,
-                             buffered=len(self._buf), policy="newest events are dropped once memory is full too")
+            else:
+                full = True
+        if full and time.monotonic() - self._spool_full_log_at >= 5.0:
+            self._spool_full_log_at = time.monotonic()
+            log.critical("event_writer.spool_full", spool_bytes=spool.bytes, max_bytes=spool.max_bytes,
+                         buffered=len(self._buf), policy="newest events are dropped once memory is full too")
         while not spool.empty:
             records = await asyncio.to_thread(spool.peek, self.batch_max)
             if not records:

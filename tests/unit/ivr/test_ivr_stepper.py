@@ -556,3 +556,15 @@ def test_full_example_walkthrough() -> None:
     assert d.step.command == Queue("support", 10, ("language:nl", "billing"), "PJSIP/agent01", 30.0)
     assert d.step.state.variables == {"account": "123456", "segment": "gold", "priority": "10",
                                       "skill": "language:nl"}
+
+
+def test_a_caller_adopted_after_a_restart_resumes_at_the_flows_safe_node() -> None:
+    welcome = {"type": "play", "sounds": ["callcore/welcome"], "next": "menu"}
+    cfg = ivr({"welcome": welcome, "menu": MENU, **QUEUES}, resume_at="menu")
+    fresh = start(cfg.flows["main"], cfg, ctx())
+    assert events(fresh, E.FLOW_STARTED) == [{"flow": "main", "language": "en", "start": "welcome"}]
+    again = start(cfg.flows["main"], cfg, ctx(), resumed=True)
+    assert events(again, E.FLOW_STARTED) == [{"flow": "main", "language": "en", "start": "menu", "resumed": True}]
+    assert isinstance(again.command, Collect) and again.command.prompt == ("sound:callcore/main-menu",)
+    plain = ivr({"welcome": welcome, "menu": MENU, **QUEUES})  # no resume_at: the start node
+    assert events(start(plain.flows["main"], plain, ctx(), resumed=True), E.FLOW_STARTED)[0]["start"] == "welcome"

@@ -303,3 +303,9 @@ def test_validate_ivr_with_root_prefix(tmp_path: Path) -> None:
     errors, warnings = validate_ivr(ivr, lines=lines, file="c.yaml", known_sounds=None, root=("ivr",))
     assert [(e.path, e.line) for e in errors] == [("ivr.flows.main.start", 4)]
     assert [(w.path, w.line) for w in warnings] == []  # no start: reachability is not judged
+
+
+def test_resume_at_must_name_a_node(tmp_path: Path) -> None:
+    _, errors, _ = load(tmp_path, GOOD.replace("    start: hours\n", "    start: hours\n    resume_at: menuu\n"))
+    error = only(errors)
+    assert error.path == "flows.main.resume_at" and error.line == 9 and "did you mean 'menu'" in error.message

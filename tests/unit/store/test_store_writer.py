@@ -314,3 +314,29 @@ async def test_events_spooled_by_a_process_that_died_are_written_by_the_next_one
     await asyncio.wait_for(w.flush(), 5)
     assert db.committed == ids(left + new)
     await w.close()
+
+
+async def test_a_full_spool_and_a_full_buffer_drop_the_newest_events_loudly_and_emit_never_fails(tmp_path) -> None:
+    from callcore.store.spool import DiskSpool
+
+    db = FakeDB()
+    db.fail_next = 10**9  # the database is down for good
+    spool = DiskSpool(tmp_path / "spool", max_bytes=4000)  # room for a few dozen events only
+    w = EventWriter(db, batch_max=10, flush_interval=0.01, retry_initial=0.01, retry_max=0.02, buffer_max=100,
+                    spool=spool, spool_after=0.05)
+    await w.start()
+    with capture_logs() as logs:
+        for i in range(1000):  # a busy minute of calls: emit must never block or raise
+            w.emit(ev(i))
+            if i % 50 == 0:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+    stats = w.stats
+    assert spool.bytes <= 4000 and spool.pending > 0  # the oldest events are safe on disk ...
+    assert stats.dropped > 0 and stats.dropped + spool.pending + stats.buffered == 1000  # ... the newest counted
+    events = [entry["event"] for entry in logs]
+    assert "event_writer.spool_full" in events and "event_writer.event_dropped" in events
+    kept = [r["data"]["n"] for r in spool.peek(1000)]
+    assert kept == list(range(len(kept)))  # what is kept is the start of the story, in order
+    w._closed = True
+    await w.close(timeout=0.1)
