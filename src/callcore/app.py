@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from callcore.acd.service import AcdService
+from callcore.dialer.preview import PreviewDialer
 from callcore.dialer.service import DialerService
 from callcore.acd.click_to_call import ClickToCall
 from callcore.acd.web_callbacks import WebCallbacks
@@ -156,6 +157,7 @@ class CallcoreApp:
         self.dialer: DialerService | None = None
         if cfg.campaigns:
             self.dialer = DialerService(cfg.campaigns, self.acd, self.runtime, self.pool)
+        self.preview = PreviewDialer(self.dialer) if self.dialer is not None else None
         self.dispatcher: OrderedDispatcher[AriEvent] = OrderedDispatcher(self.runtime.handle_event)
         self.stream = AriEventStream(
             self.ari,
@@ -201,7 +203,8 @@ class CallcoreApp:
         self.api.app[OUTBOUND] = OutboundServices(
             campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=PgDncStore(self.pool),
             dispositions=PgDispositionSink(self.pool, self.dialer) if self.dialer is not None else None,
-            callbacks=self.web_callbacks, quota=PgCallbackQuota(self.pool), callback_settings=self.config.callbacks)
+            callbacks=self.web_callbacks, quota=PgCallbackQuota(self.pool), callback_settings=self.config.callbacks,
+            preview=self.preview)
         self.metrics.registry.register(self.hub.metrics_collector())
         if self.deliverer is not None and self.outbox is not None:
             self.metrics.registry.register(self.deliverer.metrics_collector(self.outbox))
@@ -283,6 +286,8 @@ class CallcoreApp:
             await _bounded("stopping the API", self.api.stop(), 5)  # no new commands while calls drain
         if getattr(self, "dialer", None) is not None:
             await _bounded("stopping the dialer", self.dialer.close(), 5)  # no new attempts while calls drain
+        if getattr(self, "preview", None) is not None:
+            await _bounded("stopping preview calls", self.preview.close(), 5)
         if getattr(self, "click_to_call", None) is not None:
             await _bounded("stopping click-to-call", self.click_to_call.close(), 5)
         if getattr(self, "fenced", False):

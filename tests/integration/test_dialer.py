@@ -157,3 +157,34 @@ async def test_a_person_with_no_agent_in_time_hears_who_called_and_counts_as_aba
     assert played == ["sound:callcore/outbound-abandoned"]
     ledger = await app.pool.fetchrow("SELECT count(*) FILTER (WHERE abandoned) AS a, count(*) AS n FROM lead_attempts")
     assert (ledger["a"], ledger["n"]) == (1, 1)
+
+
+async def test_preview_the_agent_sees_the_lead_dials_it_and_talks_or_skips_it(dialer_app: CallcoreApp,
+                                                                               tmp_path: Path):
+    from callcore.leads.csv_import import import_leads as load
+
+    app = dialer_app
+    assert app.preview is not None and app.dialer is not None
+    day = zone_at(range(9, 20))
+    csv = tmp_path / "preview.csv"
+    csv.write_text(f"name,phone,timezone\nFirst,{number(50)},{day}\nSecond,{number(60)},{day}\n")
+    await load(app.pool, "lookahead", app.dialer.run_of("lookahead").config, csv)
+    app.acd.login("agent01")
+    offer = await app.preview.next_lead("agent01")
+    assert offer is not None and offer.campaign == "lookahead" and offer.lead.number == number(50)
+    again = await app.preview.next_lead("agent01")
+    assert again.lead.id == offer.lead.id  # the same lead while it is reserved
+    with AgentPhone(1, hangup_after_ms=1500) as anna, PstnNetwork() as network:
+        call_id = await app.preview.dial("agent01", offer.lead.id)
+        await wait_until(lambda: anna.stats().get("SuccessfulCall(C)") == 1, timeout=20, what="the conversation")
+        await wait_until(lambda: app.runtime.live_calls == 0, timeout=10, what="the call to end")
+        second = await app.preview.next_lead("agent01")
+        assert second is not None and second.lead.number == number(60)
+        await app.preview.skip("agent01", second.lead.id, reason="not now")
+        dialled = network.dialled()
+    assert dialled == [number(50)]  # the skipped lead was never dialled
+    row = await app.pool.fetchrow("SELECT outcome, agent_id, call_id, agent_guaranteed FROM lead_attempts")
+    assert (row["outcome"], row["agent_id"], row["call_id"], row["agent_guaranteed"]) == (
+        "human", "agent01", call_id, True)
+    statuses = dict(await app.pool.fetch("SELECT number, status FROM leads WHERE campaign = 'lookahead'"))
+    assert statuses == {number(50): "connected", number(60): "pending"}
