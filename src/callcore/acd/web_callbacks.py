@@ -103,6 +103,7 @@ class WebCallbacks:
         if not_after is not None and promised > not_after:
             raise Rejected(f"the queue cannot call back before {not_after.isoformat()} (expected "
                            f"{promised.isoformat(timespec='seconds')})")
+        self._forget_old(now_wall)
         self.requests[req.id] = req
         self._by_entry[id(entry)] = req
         caller.emit(WebCallbackEvent.REQUESTED, {
@@ -141,6 +142,13 @@ class WebCallbacks:
             raise Rejected(f"callback {callback_id} is {req.status if req.status != 'waiting' else 'being dialled'}")
         self._finish(req, "cancelled")
         return await self.status(callback_id)
+
+    def _forget_old(self, now: datetime) -> None:
+        """Finished requests are kept a day for ``GET /callbacks/{id}``, then forgotten (the events keep them)."""
+        cutoff = now - timedelta(days=1)
+        for rid in [r.id for r in self.requests.values()
+                    if r.status not in ("waiting", "dialing", "connected") and r.created_at < cutoff]:
+            del self.requests[rid]
 
     def pending(self) -> int:
         return sum(1 for r in self.requests.values() if r.status in ("waiting", "dialing"))
