@@ -27,27 +27,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Literal
 
-import phonenumbers
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from callcore.campaigns.model import Region  # one definition of "a region phonenumbers knows"
 
 # The line types a callback may go to (``callcore.leads.phone`` names). Premium-rate, shared-cost and personal
 # numbers (UK 070: a classic fraud route) are not among them: they can never be allowed; nor pagers, voicemail.
 LineType = Literal["mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "uan", "unknown"]
 DEFAULT_TYPES: list[LineType] = ["mobile", "fixed_line", "fixed_line_or_mobile"]
 _PREFIX_RE = re.compile(r"^\+[1-9][0-9]{0,14}$")
-
-
-def _region(v: object) -> object:
-    if isinstance(v, str):
-        v = v.strip().upper()
-        if v not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{v!r} is not a region phone numbers know (ISO 3166 codes such as NL, BE, US, GB)")
-    return v
-
-
-Region = Annotated[str, BeforeValidator(_region)]
 
 
 class CallbacksSettings(BaseModel):
