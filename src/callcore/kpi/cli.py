@@ -165,14 +165,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
         rows = await fetch(s, e, args.interval, args.tz, args.name)
         return rows, _envelope(kpis, s, e, args)
 
-    try:
-        rows, envelope = asyncio.run(_with_kpis(config, settings, work))
-    except ValueError as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"database: {exc}", EXIT_FAILED)
-    _print(rows, envelope, args.format, list(model.model_fields))
-    return 0
+    return _run_and_print(config, settings, work, args, model)
 
 
 def _seconds(text: str) -> float:
@@ -235,13 +228,19 @@ def cmd_wfm_staffing(args: argparse.Namespace) -> int:
                                    max_abandon=pct["max_abandon"])
         return rows, _envelope(kpis, s, e, args)
 
+    return _run_and_print(config, settings, work, args, StaffingRow)
+
+
+def _run_and_print(config: Any, settings: Any, work: Any, args: argparse.Namespace, model: Any) -> int:
+    """Run ``work`` against the KPI store, print its rows as the user asked; bad input and database trouble
+    become an exit code with a one-line message."""
     try:
         rows, envelope = asyncio.run(_with_kpis(config, settings, work))
     except ValueError as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"database: {exc}", EXIT_FAILED)
-    _print(rows, envelope, args.format, list(StaffingRow.model_fields))
+    _print(rows, envelope, args.format, list(model.model_fields))
     return 0
 
 
