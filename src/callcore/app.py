@@ -39,10 +39,9 @@ from callcore.api.metrics import Metrics
 from callcore.api.server import ApiServer
 from callcore.api.services import ApiServices, PgCallStore
 from callcore.ari.client import AriClient
-from callcore.ari.dispatch import OrderedDispatcher
 from callcore.ari.errors import ApplicationReplaced, AriError
-from callcore.ari.events import AriEvent
-from callcore.ari.stream import AriEventStream, Backoff
+from callcore.ari.stream import Backoff
+from callcore.calls.nodes import NodeLink, Nodes
 from callcore.calls.runtime import CallRuntime, Handler
 from callcore.config import CallcoreConfig, ConfigError, load_config
 from callcore.events import utcnow
@@ -95,7 +94,7 @@ class CallcoreApp:
         self.config = config
         self._flows = flows
         self.lookups = LookupClient()
-        self._stream_task: asyncio.Task[None] | None = None
+        self.links: list[NodeLink] = []
         self.stopped = asyncio.Event()
         self.fatal: BaseException | None = None
 
@@ -131,48 +130,43 @@ class CallcoreApp:
             await self.deliverer.start()
         # Every event goes to the store and to the live stream (GET /events).
         self.sink = TeeSink(self.writer, self.hub)
-        self.ari = AriClient(
-            cfg.ari.url,
-            cfg.ari.username,
-            cfg.ari.password.get_secret_value(),
-            cfg.ari.app,
-            request_timeout=cfg.ari.request_timeout,
-        )
         self.acd = AcdService(cfg.acd(), self.sink)
         self.acd.restore(await latest_agent_states(self.pool))
         for agent_id, agent in cfg.agents.items():
             if agent.login_at_start and self.acd.agents[agent_id].state == "logged_out":
                 self.acd.login(agent_id)
-        self.runtime = CallRuntime(
-            self.ari,
-            self.sink,
-            make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler),
-            on_handler_error=cfg.calls.on_handler_error,
-            fallback_context=cfg.calls.fallback_context,
-            config_version=cfg.version,
-            subscribe_all=True,
-        )
+        # One ARI connection and call runtime per Asterisk node; the services see them as one (calls.nodes).
+        router = make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler)
+        self.links = []
+        for node in cfg.ari.all_nodes():
+            ari = AriClient(node.url, node.username or cfg.ari.username,
+                            (node.password or cfg.ari.password).get_secret_value(), cfg.ari.app,
+                            request_timeout=cfg.ari.request_timeout)
+            runtime = CallRuntime(ari, self.sink, router, on_handler_error=cfg.calls.on_handler_error,
+                                  fallback_context=cfg.calls.fallback_context, config_version=cfg.version,
+                                  subscribe_all=True, node=node.name)
+            self.links.append(NodeLink.create(
+                node.name, ari, runtime, heartbeat=cfg.ari.heartbeat,
+                backoff=Backoff(initial=cfg.ari.reconnect_initial, maximum=cfg.ari.reconnect_max)))
+        self.runtime = Nodes([link.runtime for link in self.links],
+                             connected={link.name: link.connected for link in self.links})
+        self.runtime.set_endpoint_homes(_endpoint_homes(cfg), cfg.ari.peer_dial)
+        # The first node's client and stream: Asterisk's sound list, stored recordings, single-node callers.
+        self.ari, self.stream = self.links[0].ari, self.links[0].stream
+        self.streams = {link.name: link.stream for link in self.links}
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
         self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
         self.dialer: DialerService | None = None
         if cfg.campaigns:
             self.dialer = DialerService(cfg.campaigns, self.acd, self.runtime, self.pool)
         self.preview = PreviewDialer(self.dialer) if self.dialer is not None else None
-        self.dispatcher: OrderedDispatcher[AriEvent] = OrderedDispatcher(self.runtime.handle_event)
-        self.stream = AriEventStream(
-            self.ari,
-            on_event=lambda event: self.dispatcher.submit(event.routing_key, event),
-            on_connected=self.runtime.resync,
-            backoff=Backoff(initial=cfg.ari.reconnect_initial, maximum=cfg.ari.reconnect_max),
-            heartbeat=cfg.ari.heartbeat,
-            # Every channel's events (filtered to the types callcore handles): no per-call subscribe request.
-            subscribe_all=True,
-        )
-        self._stream_task = asyncio.get_running_loop().create_task(self._run_stream(), name="ari-stream")
+        for link in self.links:
+            link.task = asyncio.get_running_loop().create_task(self._run_stream(link), name=f"ari-stream:{link.name}")
         self.api: ApiServer | None = None
         if cfg.api.enabled:
             await self._start_api()
-        log.info("callcore started", ari=cfg.ari.url, app=cfg.ari.app, config_version=cfg.version)
+        log.info("callcore started", ari=[n.url for n in cfg.ari.all_nodes()], app=cfg.ari.app,
+                 config_version=cfg.version)
 
     async def _start_api(self) -> None:
         """The HTTP control API: it calls the services; no telephony happens in it."""
@@ -182,14 +176,15 @@ class CallcoreApp:
                                actions=self.click_to_call,
                                sink=self.sink, kpis=PgKpis(self.pool, KpiSettings.from_config(self.config)))
         self.api = ApiServer.from_settings(self.config.api, services, self.pool, metrics=self.metrics, ready_checks={
-            "ari": lambda: self.stream.stats.connected, "database": database_check(self.pool), "config": lambda: True})
+            "ari": self.all_nodes_connected, "database": database_check(self.pool), "config": lambda: True})
 
         reconnects_seen = [0]
 
         def collect(m: Metrics) -> None:
-            for _ in range(self.stream.stats.reconnects - reconnects_seen[0]):
+            reconnects = sum(link.stream.stats.reconnects for link in self.links)
+            for _ in range(reconnects - reconnects_seen[0]):
                 m.ari_reconnected()
-            reconnects_seen[0] = self.stream.stats.reconnects
+            reconnects_seen[0] = reconnects
             m.update_from_acd(self.acd)
             m.set_calls_in_progress(self.runtime.live_calls)
             m.set_event_writer_backlog(self.writer.stats.buffered)
@@ -216,9 +211,12 @@ class CallcoreApp:
         self.fenced = True
         self.stopped.set()
 
-    async def _run_stream(self) -> None:
+    def all_nodes_connected(self) -> bool:
+        return all(link.stream.stats.connected for link in self.links)
+
+    async def _run_stream(self, link: NodeLink) -> None:
         try:
-            await self.stream.run()
+            await link.stream.run()
         except ApplicationReplaced as exc:
             self.fatal = exc
             self.stopped.set()
@@ -254,6 +252,7 @@ class CallcoreApp:
         self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows,
                                           queue_handler=self.queue_handler)
         self.runtime.config_version = applied.version
+        self.runtime.set_endpoint_homes(_endpoint_homes(applied), applied.ari.peer_dial)
         old_version, self.config = self.config.version, applied
         result = ReloadResult(True, applied.version, warnings=warnings)
         log.info("config reloaded", old_version=old_version, version=applied.version, warnings=warnings)
@@ -275,7 +274,9 @@ class CallcoreApp:
             log.warning("could not write reload status", error=str(exc))
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
-        await asyncio.wait_for(self.stream.connected_event.wait(), timeout)
+        """Until every Asterisk node's event stream is connected (and resynced)."""
+        await asyncio.wait_for(asyncio.gather(*(link.stream.connected_event.wait() for link in self.links)),
+                               timeout)
 
     async def stop(self, drain_seconds: float | None = None) -> None:
         """Drain calls, close the event stream, flush every event, release the database."""
@@ -298,21 +299,14 @@ class CallcoreApp:
             log.debug("stop: draining")
             handed_back = await self.runtime.drain(drain)
             log.debug("stop: drained")
-            await _bounded("destroying idle bridges", self.runtime.bridge_pool.close(), 5)
+            for link in self.links:
+                await _bounded(f"destroying idle bridges of {link.name}", link.runtime.bridge_pool.close(), 5)
         self.acd.close()
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
         # Every step is bounded: a shutdown that hangs is worse than one that logs what it had to cut short.
-        await _bounded("closing the ARI event stream", self.stream.close(), 5)
-        if self._stream_task is not None:
-            self._stream_task.cancel()
-            await _bounded("stopping the ARI stream task",
-                           asyncio.gather(self._stream_task, return_exceptions=True), 5)
-        try:
-            await self.dispatcher.join(timeout=2.0)
-        except TimeoutError:
-            pass
-        await _bounded("stopping event dispatch", self.dispatcher.close(), 5)
+        for link in self.links:
+            await link.close_stream(_bounded)
         log.debug("stop: stream and dispatch closed")
         await _bounded("flushing and closing the event writer", self.writer.close(), 20)
         log.debug("stop: writer closed")
@@ -325,7 +319,8 @@ class CallcoreApp:
             log.warning("database pool did not close within 5 s; terminating its connections")
             self.pool.terminate()
         log.debug("stop: pool closed")
-        await self.ari.close()
+        for link in self.links:
+            await link.ari.close()
         await self.lookups.close()
         if getattr(self, "leadership", None) is not None:
             await self.leadership.release()
@@ -383,3 +378,8 @@ async def serve(config: CallcoreConfig) -> int:
     if getattr(app, "fenced", False):
         return FENCED_EXIT
     return 1 if app.fatal else 0
+
+
+def _endpoint_homes(config: CallcoreConfig) -> dict[str, str]:
+    """Agents' phones registered on a named Asterisk node (the others are dialled as they are)."""
+    return {agent.endpoint: agent.node for agent in config.agents.values() if agent.node is not None}

@@ -179,8 +179,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_asterisk(args: argparse.Namespace) -> int:
     from callcore.sandbox.asterisk import AsteriskSandbox, SandboxError
 
-    sandbox = AsteriskSandbox()
     try:
+        sandbox = AsteriskSandbox.for_node(args.node) if args.node else AsteriskSandbox()
         if args.action == "up":
             print(sandbox.up())
         elif args.action == "down":
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("asterisk", help="the local Asterisk sandbox (Debian sid chroot)")
     p.add_argument("action", choices=["up", "down", "status", "cli", "build"])
     p.add_argument("command", nargs="*", help="for 'cli': an Asterisk CLI command")
+    p.add_argument("--node", help="a second sandbox node (asterisk/nodes/<NODE>/, e.g. b): scale-out tests")
     p.set_defaults(func=cmd_asterisk)
 
     from callcore.api.cli import add_api_parser

@@ -69,6 +69,7 @@ async def acd_app(asterisk, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.Mon
 
 async def assert_no_bridge_in_use(app: CallcoreApp) -> None:
     """Every bridge left in Asterisk is empty and idle in callcore's pool (reused by the next call)."""
-    bridges = await app.ari.bridges.list()
-    assert all(not b.channels for b in bridges), [(b.id, b.channels) for b in bridges]
-    assert {b.id for b in bridges} <= set(app.runtime.bridge_pool.idle)
+    for link in app.links:  # every Asterisk node
+        bridges = await link.ari.bridges.list()
+        assert all(not b.channels for b in bridges), [(b.id, b.channels) for b in bridges]
+        assert {b.id for b in bridges} <= set(link.runtime.bridge_pool.idle)

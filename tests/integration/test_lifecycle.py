@@ -74,7 +74,7 @@ async def test_given_a_flow_that_rings_an_agent_then_caller_and_agent_are_bridge
             await wait_until(lambda: agent.stats().get("SuccessfulCall(C)") == 1, timeout=5, what="agent's BYE")
         await wait_until(lambda: app.runtime.live_calls == 0, what="call task to end")
         # The bridge is empty and back in the runtime's pool (the next call reuses it); stop destroys it.
-        await wait_until(lambda: app.runtime.bridge_pool.idle != [], timeout=5, what="the bridge back in the pool")
+        await wait_until(lambda: app.runtime.primary.bridge_pool.idle != [], timeout=5, what="the bridge back in the pool")
         await assert_no_bridge_in_use(app)
         await app.writer.flush()
         row = await app.pool.fetchrow("SELECT * FROM calls")
@@ -101,7 +101,7 @@ async def test_given_a_bug_in_a_flow_then_the_caller_hears_the_fallback_and_the_
         result = await asyncio.to_thread(run_caller, "3000", [], bye_timeout_ms=20_000)
         result.check()  # the fallback dialplan played its apology and hung up: nobody was stranded
         await wait_until(lambda: app.runtime.live_calls == 0, what="call task to end")
-        await wait_until(lambda: not app.runtime._by_channel, what="the channel's end")
+        await wait_until(lambda: not app.runtime.primary._by_channel, what="the channel's end")
         await app.writer.flush()
         row = await app.pool.fetchrow("SELECT * FROM calls")
         events = await call_events_for(app.pool, row["call_id"])

@@ -26,6 +26,7 @@ checked by ``callcore.acd.validate.validate_acd``, so one pass reports all of it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -152,6 +153,15 @@ class AgentConfig(_Model):
     max_calls: int = Field(1, ge=1, le=100)
     wrap_up_seconds: float | None = Field(None, ge=0, le=3600, description="overrides the queue's wrap-up")
     login_at_start: bool = Field(False, description="logged in (ready) when callcore starts: demo and kiosk lines")
+    node: str | None = Field(
+        None, description="the Asterisk node the phone is registered on (several nodes); callers on other nodes "
+        "reach it through ari.peer_dial. Empty: the endpoint is dialled as it is from every node")
+
+    @model_validator(mode="after")
+    def _node_endpoint(self) -> AgentConfig:
+        if self.node is not None and not re.match(r"^PJSIP/[^/@&,\s]+$", self.endpoint):
+            raise ValueError("an agent with a node needs a plain PJSIP/<endpoint> endpoint (no @host, no options)")
+        return self
 
 
 class TransferSettings(_Model):

@@ -66,7 +66,7 @@ class ReconcileMixin:
 
         from callcore.acd.service import QueuedCaller
 
-        raw = await self._variable(call.channel_id, WAITING_VARIABLE)
+        raw = await self._variable(call, call.channel_id, WAITING_VARIABLE)
         parts = raw.split("|", 3) if raw else []
         if len(parts) == 4 and parts[0] in self.config.queues:
             for leg in list(call.legs.values()):
@@ -85,15 +85,12 @@ class ReconcileMixin:
         if handler is not None:
             await handler(call)
 
-    async def _variable(self: AcdService, channel_id: str, name: str) -> str:
+    async def _variable(self: AcdService, call: Call, channel_id: str, name: str) -> str:
+        """A variable of the call's channel or of one of its legs (on the call's own Asterisk node)."""
         try:
-            return await self.ari_of_runtime().channels.get_variable(channel_id, name)
+            return await call.ari.channels.get_variable(channel_id, name)
         except AriError:
             return ""
-
-    def ari_of_runtime(self: AcdService):  # noqa: ANN201 - the runtime's ARI client
-        assert self.runtime is not None
-        return self.runtime.ari
 
     async def _resume(self: AcdService, call: Call, *, bridge_id: str) -> None:
         from callcore.acd.conversation import Conversation, Party
@@ -106,9 +103,9 @@ class ReconcileMixin:
         others: list[str] = []
         dropped: list[str] = []
         for leg in list(call.legs.values()):
-            agent = await self._variable(leg.channel_id, AGENT_VARIABLE)
+            agent = await self._variable(call, leg.channel_id, AGENT_VARIABLE)
             if agent in self.config.agents:
-                queue = await self._variable(leg.channel_id, QUEUE_VARIABLE)
+                queue = await self._variable(call, leg.channel_id, QUEUE_VARIABLE)
                 agents.append((agent, queue, leg.channel_id))
                 if leg.channel_id not in in_bridge:
                     await ari.bridges.add_channel(bridge_id, [leg.channel_id])  # back with the caller

@@ -485,7 +485,7 @@ class Call:
         self.emit(EventType.ORIGINATED, {"endpoint": endpoint}, channel_id=leg.channel_id)
         try:
             await self.ari.channels.originate(
-                endpoint,
+                self.runtime.dial_string(endpoint),
                 app=self.ari.app,
                 app_args=f"leg,{self.call_id}",
                 channel_id=leg.channel_id,

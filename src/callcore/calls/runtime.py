@@ -58,8 +58,17 @@ class CallRuntime:
         fallback_context: str = "callcore-fallback",
         config_version: str = "",
         subscribe_all: bool = False,
+        node: str = "main",
     ) -> None:
         self.ari = ari
+        # Which Asterisk node this runtime drives (one runtime per node: calls.nodes.Nodes), and how it rings
+        # phones registered on the others: endpoint → home node, and the peer dial string template.
+        self.node = node
+        self.endpoint_homes: dict[str, str] = {}
+        self.peer_dial = "PJSIP/{resource}@{node}"
+        # Channel ids are unique per Asterisk only: inbound call ids of nodes after the first derive from
+        # "<node>/<channel id>" (the first node's keep the single-node derivation).
+        self.id_scope = ""
         self.sink = sink
         self.router = router
         self.on_handler_error = on_handler_error
@@ -87,6 +96,14 @@ class CallRuntime:
 
     def call_for_channel(self, channel_id: str) -> Call | None:
         return self._by_channel.get(channel_id)
+
+    def dial_string(self, endpoint: str) -> str:
+        """What this node dials to ring ``endpoint``: itself, or, for a phone registered on another node, the
+        SIP trunk to that node (which rings the phone there; callcore still controls the leg on this node)."""
+        home = self.endpoint_homes.get(endpoint)
+        if home is None or home == self.node:
+            return endpoint
+        return self.peer_dial.format(node=home, resource=endpoint.partition("/")[2])
 
     # -- events ----------------------------------------------------------------------------------------
     async def handle_event(self, event: ev.AriEvent) -> None:
@@ -126,7 +143,7 @@ class CallRuntime:
             # Draining: give the call back to the dialplan, which may route it elsewhere.
             await self._safe(self.ari.channels.continue_in_dialplan(channel.id))
             return
-        call = Call(self, channel, call_id=call_id_for_channel(channel.id, channel.creationtime),
+        call = Call(self, channel, call_id=call_id_for_channel(self.id_scope + channel.id, channel.creationtime),
                     **_direction_and_did(args, channel))
         self.counters["started"] += 1
         call.emit(
@@ -137,6 +154,7 @@ class CallRuntime:
                 "caller_number": channel.caller.number,
                 "caller_name": channel.caller.name,
                 "channel_name": channel.name,
+                "node": self.node,
                 "config_version": self.config_version,
             },
         )
@@ -170,8 +188,10 @@ class CallRuntime:
         self._calls[call.call_id] = call
         self.counters["started"] += 1
         call.emit(EventType.CALL_STARTED, {"direction": "outbound", "endpoint": endpoint, "caller_number": caller_id,
-                                           "config_version": self.config_version, **(data or {})})
+                                           "node": self.node, "config_version": self.config_version,
+                                           **(data or {})})
         channel_vars = {CALL_ID_VARIABLE: str(call.call_id), **(variables or {})}
+        endpoint = self.dial_string(endpoint)
         try:
             if context is None:
                 channel = await self.ari.channels.originate(
@@ -418,7 +438,7 @@ class CallRuntime:
             call_id = _uuid(await self.ari.channels.get_variable(channel.id, CALL_ID_VARIABLE))
         except AriError:
             call_id = None
-        call_id = call_id or call_id_for_channel(channel.id, channel.creationtime)
+        call_id = call_id or call_id_for_channel(self.id_scope + channel.id, channel.creationtime)
         call = Call(self, channel, call_id=call_id, adopted=True, **_direction_and_did(args, channel))
         self.counters["adopted"] += 1
         call.emit(EventType.CALL_ADOPTED, {"direction": call.direction, "did": call.did})

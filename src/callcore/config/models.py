@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcore.api.config import ApiSettings
@@ -28,6 +28,37 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _ari_url(v: str) -> str:
+    if not re.match(r"^https?://[^/\s]+(/.*)?$", v):
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8088")
+    return v.rstrip("/")
+
+
+def _node_name(v: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_-]{1,40}$", v):
+        raise ValueError("letters, digits, '_' and '-' only (it names the node in events, status and dial strings)")
+    return v
+
+
+class AsteriskNodeSettings(Section):
+    """One more Asterisk server callcore drives through its own ARI connection (the same Stasis app name)."""
+
+    name: str
+    url: str
+    username: str | None = Field(None, description="default: ari.username")
+    password: SecretStr | None = Field(None, description="default: ari.password")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _ari_url(v)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _node_name(v)
+
+
 class AriSettings(Section):
     url: str = "http://127.0.0.1:8088"
     app: str = "callcore"
@@ -37,13 +68,49 @@ class AriSettings(Section):
     heartbeat: float = Field(10.0, gt=0, description="WebSocket ping interval, seconds")
     reconnect_initial: float = Field(0.5, gt=0)
     reconnect_max: float = Field(30.0, gt=0)
+    # Scale-out (docs/scaling.md): the node above plus ``nodes``; every node's callers may reach every agent.
+    node: str = Field("main", description="the name of the Asterisk node at `url` (agents' `node` refers to it)")
+    nodes: list[AsteriskNodeSettings] = Field(default_factory=list, description="more Asterisk nodes to drive")
+    peer_dial: str = Field(
+        "PJSIP/{resource}@{node}",
+        description="how one node rings a phone registered on another: {node} is that node's name, "
+        "{resource} the endpoint after 'PJSIP/' (a SIP trunk between the nodes)",
+    )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/.*)?$", v):
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8088")
-        return v.rstrip("/")
+        return _ari_url(v)
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        return _node_name(v)
+
+    @field_validator("peer_dial")
+    @classmethod
+    def _peer_dial(cls, v: str) -> str:
+        if "{resource}" not in v or "{node}" not in v:
+            raise ValueError("must contain {node} and {resource}, e.g. PJSIP/{resource}@{node}")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_nodes(self) -> AriSettings:
+        names = [self.node, *(n.name for n in self.nodes)]
+        urls = [self.url, *(n.url for n in self.nodes)]
+        for label, values in (("name", names), ("url", urls)):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"Asterisk node {label}s must differ: {', '.join(repeated)} used twice")
+        return self
+
+    def all_nodes(self) -> list[AsteriskNodeSettings]:
+        """Every node with its credentials filled in (a node without its own uses the first node's)."""
+        first = AsteriskNodeSettings(name=self.node, url=self.url, username=self.username, password=self.password)
+        return [first] + [
+            n.model_copy(update={"username": n.username or self.username, "password": n.password or self.password})
+            for n in self.nodes
+        ]
 
     @field_validator("app")
     @classmethod
@@ -191,6 +258,11 @@ def load_config(
             acd_errors, acd_warnings = validate_acd(config.acd(), lines=lines, file=str(path), ivr=config.ivr())
             issues.extend(acd_errors)
             warnings = [*warnings, *acd_warnings]
+        nodes = {n.name for n in config.ari.all_nodes()}
+        for agent_id, agent in config.agents.items():
+            if agent.node is not None and agent.node not in nodes:
+                issues.append(ConfigIssue(str(path), lines.get(("agents", agent_id, "node")), f"agents.{agent_id}.node",
+                                          f"unknown Asterisk node {agent.node!r}; nodes: {', '.join(sorted(nodes))}"))
         if config.campaigns:
             from callcore.campaigns.validate import validate_campaigns
 

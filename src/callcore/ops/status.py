@@ -79,7 +79,7 @@ def _nodes(app: Any) -> list[dict[str, Any]]:
     if isinstance(streams, Mapping) and streams:
         out = []
         for name, stream in streams.items():
-            client = getattr(stream, "client", None)
+            client = getattr(stream, "client", None) or getattr(stream, "_client", None)
             url = getattr(client, "base_url", None) or getattr(client, "url", None)
             out.append(_node(str(name), url if isinstance(url, str) else None, stream))
         return out

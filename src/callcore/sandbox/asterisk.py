@@ -223,14 +223,25 @@ def _passwd_ids(passwd: Path, user: str) -> tuple[int, int]:
     raise SandboxError(f"user {user!r} not found in {passwd}: the chroot's asterisk package is broken; rebuild it")
 
 
-def install_config(config_dir: Path, etc: Path) -> list[str]:
-    """Make ``etc`` (the chroot's /etc/asterisk) hold exactly the files of ``config_dir``.
+def config_files(config_dir: Path, node: str | None = None) -> dict[str, Path]:
+    """The config files of a node: those of ``config_dir``, with ``config_dir/nodes/<node>/`` replacing any
+    file of the same name (a second node's ports and trunks; docs/scaling.md)."""
+    dirs = [config_dir] + ([config_dir / "nodes" / node] if node else [])
+    files: dict[str, Path] = {}
+    for d in dirs:
+        if d.is_dir():
+            files.update({p.name: p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")})
+    return files
+
+
+def install_config(config_dir: Path, etc: Path, node: str | None = None) -> list[str]:
+    """Make ``etc`` (the chroot's /etc/asterisk) hold exactly the files of ``config_dir`` (see ``config_files``).
 
     The stock directory is moved aside to ``<etc>.dist`` the first time; later runs
     replace the directory wholesale, so a file removed from the repo disappears too.
     Returns the names of the installed files.
     """
-    files = sorted(p for p in config_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = [p for _, p in sorted(config_files(config_dir, node).items())]
     if not files:
         raise SandboxError(f"no Asterisk configuration files in {config_dir}")
     dist = etc.with_name(etc.name + ".dist")
@@ -254,9 +265,9 @@ def install_config(config_dir: Path, etc: Path) -> list[str]:
     return [p.name for p in files]
 
 
-def config_differs(config_dir: Path, etc: Path) -> list[str]:
+def config_differs(config_dir: Path, etc: Path, node: str | None = None) -> list[str]:
     """Names of files whose installed copy in ``etc`` differs from ``config_dir`` (or is missing/extra)."""
-    want = {p.name: p.read_bytes() for p in config_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+    want = {name: p.read_bytes() for name, p in config_files(config_dir, node).items()}
     have = {p.name: p.read_bytes() for p in etc.iterdir() if p.is_file()} if etc.is_dir() else {}
     return sorted(n for n in set(want) | set(have) if want.get(n) != have.get(n))
 
@@ -388,7 +399,11 @@ class AsteriskSandbox:
         log: Log | None = print,
         sounds_dir: Path | None = None,
         prompts_file: Path | None = None,
+        node: str | None = None,
     ) -> None:
+        #: A second (third…) Asterisk node: its own chroot copied from the first, the repo's config with
+        #: ``asterisk/nodes/<node>/`` over it, e.g. ``AsteriskSandbox(node="b", ari_url="http://127.0.0.1:8089")``.
+        self.node = node
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.ari_url = ari_url.rstrip("/")
@@ -400,21 +415,40 @@ class AsteriskSandbox:
         self.sounds_dir = Path(sounds_dir) if sounds_dir is not None else default_sounds_dir()
         self.prompts_file = Path(prompts_file) if prompts_file is not None else default_prompts_file()
 
+    @classmethod
+    def for_node(cls, node: str, config_dir: Path | None = None, **kw: object) -> AsteriskSandbox:
+        """Another node of the sandbox: its ARI port is the one its ``http.conf`` binds."""
+        config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
+        http = config_files(config_dir, node).get("http.conf")
+        port = None
+        if http is not None:
+            for line in http.read_text().splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "bindport":
+                    port = value.strip()
+        if not port:
+            raise SandboxError(f"node {node}: no bindport in {config_dir}/nodes/{node}/http.conf")
+        return cls(config_dir=config_dir, ari_url=f"http://127.0.0.1:{port}", node=node, **kw)  # type: ignore[arg-type]
+
     # -- paths
+
+    @property
+    def _suffix(self) -> str:
+        return f"-{self.node}" if self.node else ""
 
     @property
     def root(self) -> Path:
         """The finished chroot tree."""
-        return self.cache_dir / "asterisk-root"
+        return self.cache_dir / f"asterisk-root{self._suffix}"
 
     @property
     def partial_root(self) -> Path:
         """Where debootstrap builds; renamed to ``root`` only once it succeeded."""
-        return self.cache_dir / "asterisk-root.partial"
+        return self.cache_dir / f"asterisk-root{self._suffix}.partial"
 
     @property
     def pid_file(self) -> Path:
-        return self.cache_dir / "asterisk.pid"
+        return self.cache_dir / f"asterisk{self._suffix}.pid"
 
     @property
     def build_log_path(self) -> Path:
@@ -448,6 +482,9 @@ class AsteriskSandbox:
         _require_root("build the Asterisk sandbox")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         partial = self.partial_root
+        if self.node:
+            self._copy_first_node(log)
+            return
         if self._partial_finished():
             log(f"asterisk sandbox: finishing the complete tree left in {partial}")
         else:
@@ -485,6 +522,22 @@ class AsteriskSandbox:
                     + _tail(self.build_log_path)
                 )
             log(f"asterisk sandbox: built in {time.monotonic() - started:.0f} s")
+        partial.rename(self.root)
+
+    def _copy_first_node(self, log: Log) -> None:
+        """Another node's tree is a copy of the first node's (seconds, instead of another debootstrap)."""
+        first = AsteriskSandbox(config_dir=self.config_dir, cache_dir=self.cache_dir, log=self._log)
+        first.build(log)
+        partial = self.partial_root
+        if partial.exists():
+            self._remove_tree(partial)
+        log(f"asterisk sandbox: copying {first.root} to {self.root} for node {self.node}")
+        # -x: not into the first node's mounted /proc; the copy gets its own mount at start.
+        result = subprocess.run(["cp", "-a", "-x", str(first.root), str(partial)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SandboxError(f"copying the Asterisk tree failed: {result.stderr.strip()}")
+        for leftover in ("var/lib/asterisk/astdb.sqlite3", "var/log/asterisk/messages.log"):
+            (partial / leftover).unlink(missing_ok=True)
         partial.rename(self.root)
 
     def _partial_finished(self) -> bool:
@@ -542,7 +595,7 @@ class AsteriskSandbox:
         if not pids and self.ari_info(timeout=0.5) is not None:
             notes.append(f"note: an Asterisk outside this sandbox answers ARI at {self.ari_url}")
         if pids and self.etc_dir.is_dir() and self.config_dir.is_dir():
-            changed = config_differs(self.config_dir, self.etc_dir)
+            changed = config_differs(self.config_dir, self.etc_dir, self.node)
             if changed:
                 notes.append(
                     "config in the repo differs from the running one ("
@@ -576,11 +629,11 @@ class AsteriskSandbox:
         pids = self._daemon_pids()
         if pids:
             st = self._wait_for_ari(pids[0], timeout)
-            changed = config_differs(self.config_dir, self.etc_dir)
+            changed = config_differs(self.config_dir, self.etc_dir, self.node)
             if changed:
                 # The project's config changed since this Asterisk started (a new dialplan context, say):
                 # install it and reload, so a running sandbox never tests yesterday's configuration.
-                install_config(self.config_dir, self.etc_dir)
+                install_config(self.config_dir, self.etc_dir, self.node)
                 self.cli("core reload")
                 st.notes.insert(0, f"already running: reloaded changed config ({', '.join(changed)})")
             else:
@@ -594,7 +647,7 @@ class AsteriskSandbox:
             )
         self.build()
         self._prepare()
-        installed = install_config(self.config_dir, self.etc_dir)
+        installed = install_config(self.config_dir, self.etc_dir, self.node)
         self._log(f"asterisk sandbox: installed {len(installed)} config files from {self.config_dir}")
         self._prompts_on_up()
         self.console_log_path.parent.mkdir(parents=True, exist_ok=True)

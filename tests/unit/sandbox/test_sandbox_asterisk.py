@@ -205,14 +205,31 @@ def _settings(name: str) -> str:
 
 
 def test_every_config_file_explains_itself() -> None:
-    for path in CONF.iterdir():
-        assert path.read_text().startswith(f"; {path.name} — "), path.name
+    for path in (p for p in CONF.rglob("*") if p.is_file()):
+        assert path.read_text().startswith(f"; {path.name} — "), path
 
 
 def test_everything_binds_to_loopback() -> None:
     assert re.search(r"^bindaddr\s*=\s*127\.0\.0\.1$", _settings("http.conf"), re.M)
-    assert re.search(r"^bind\s*=\s*127\.0\.0\.1:5060$", _settings("pjsip.conf"), re.M)
+    assert re.search(r"^bind\s*=\s*127\.0\.0\.1:5060$", _settings("pjsip_node.conf"), re.M)
+    assert "#include pjsip_node.conf" in _settings("pjsip.conf")
     assert re.search(r"^enabled\s*=\s*no$", _settings("manager.conf"), re.M)
+    node_b = CONF / "nodes" / "b"
+    assert re.search(r"^bind\s*=\s*127\.0\.0\.1:5070$", (node_b / "pjsip_node.conf").read_text(), re.M)
+    assert re.search(r"^bindaddr\s*=\s*127\.0\.0\.1$", (node_b / "http.conf").read_text(), re.M)
+
+
+def test_a_second_node_gets_the_repo_config_with_its_own_files_over_it(tmp_path: Path) -> None:
+    from callcore.sandbox.asterisk import AsteriskSandbox, config_files
+
+    files = config_files(CONF, "b")
+    assert files["extensions.conf"] == CONF / "extensions.conf"
+    assert files["pjsip_node.conf"] == CONF / "nodes" / "b" / "pjsip_node.conf"
+    assert files["http.conf"] == CONF / "nodes" / "b" / "http.conf"
+    assert "nodes" not in config_files(CONF)  # the first node never installs the directory itself
+    node = AsteriskSandbox.for_node("b", cache_dir=tmp_path, log=None)
+    assert node.ari_url == "http://127.0.0.1:8089"
+    assert node.root == tmp_path / "asterisk-root-b" and node.pid_file == tmp_path / "asterisk-b.pid"
 
 
 def test_no_answer_before_stasis_for_inbound() -> None:

@@ -1,0 +1,124 @@
+"""Scale-out: one callcore drives two real Asterisk nodes (the sandbox's main node and node b, a second chroot
+on other ports). Callers on either node reach agents whose phones are registered on either node: the call is
+bridged on the caller's node, and the agent's phone is rung by its own node through the SIP trunk between them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callcore.app import CallcoreApp
+from callcore.config import load_config
+from callcore.ivr.registry import CODE_FLOWS
+from callcore.ops.status import build_status
+from tests.integration.conftest import ACD_CONFIG, assert_no_bridge_in_use, start_app
+from tests.sip import AgentPhone, PstnPhone, run_caller
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+
+NODE_B_SIP = ("127.0.0.1", 5070)
+
+
+@pytest.fixture(scope="module")
+def asterisk_b(asterisk) -> Iterator[object]:
+    from callcore.sandbox.asterisk import AsteriskSandbox, SandboxError
+
+    sandbox = AsteriskSandbox.for_node("b", log=lambda _msg: None)
+    already_running = sandbox.status().running
+    try:
+        sandbox.up(timeout=120)
+    except SandboxError as exc:
+        pytest.fail(f"the second Asterisk node could not start:\n{exc}", pytrace=False)
+    try:
+        yield sandbox
+    finally:
+        if not already_running:
+            sandbox.down()
+
+
+@pytest.fixture
+async def two_node_app(asterisk_b, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    data = yaml.safe_load(ACD_CONFIG.read_text())
+    data["ari"].update(nodes=[{"name": "b", "url": "http://127.0.0.1:8089"}], peer_dial="PJSIP/{resource}@node-{node}")
+    data["agents"]["agent02"]["node"] = "b"  # Bob's phone is registered on node b; Anna's on the main node
+    data["agents"]["agent01"]["node"] = "main"
+    path = tmp_path / "callcore.yaml"
+    path.write_text(yaml.safe_dump(data))
+    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
+    try:
+        yield app
+    finally:
+        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
+
+
+def invites_came_from(phone: AgentPhone) -> set[int]:
+    """The SIP ports of the Asterisk nodes that sent this phone an INVITE (from its Via headers)."""
+    assert phone.workdir is not None
+    log = (phone.workdir / f"{phone.name}.messages.log").read_text(errors="replace")
+    ports = set()
+    for block in log.split("INVITE sip:")[1:]:
+        via = next(line for line in block.splitlines() if line.lower().startswith("via:"))
+        ports.add(int(via.split("127.0.0.1:")[1].split(";")[0]))
+    return ports
+
+
+async def test_callers_on_either_node_reach_agents_registered_on_the_other(two_node_app: CallcoreApp):
+    app = two_node_app
+    acd = app.acd
+    assert [n["node"] for n in build_status(app)["asterisk"]] == ["main", "b"]
+    assert all(n["connected"] for n in build_status(app)["asterisk"])
+    acd.login("agent01")
+    acd.login("agent02")
+    with AgentPhone(1, hangup_after_ms=2500, trace_msg=True) as anna, \
+            AgentPhone(2, hangup_after_ms=2500, trace_msg=True) as bob:
+        # An English caller on the main node → Bob, whose phone is on node b; a Dutch caller on node b → Anna.
+        english = asyncio.create_task(asyncio.to_thread(run_caller, "7002", [], bye_timeout_ms=30_000, timeout=60))
+        dutch = asyncio.create_task(asyncio.to_thread(run_caller, "7001", [], bye_timeout_ms=30_000, timeout=60,
+                                                      target=NODE_B_SIP))
+        # While they talk, each agent's phone channel is on its own node, the caller's leg on the caller's node.
+        await wait_until(lambda: acd.agents["agent01"].state == "on_call" and acd.agents["agent02"].state == "on_call",
+                         timeout=20, what="both agents on a call")
+        on_main = [c.name for c in await app.links[0].ari.channels.list()]
+        on_b = [c.name for c in await app.links[1].ari.channels.list()]
+        assert any(n.startswith("PJSIP/node-b-") for n in on_main), on_main  # main → b trunk leg (to Bob)
+        assert any(n.startswith("PJSIP/agent02-") for n in on_b), on_b  # Bob's phone rung by node b
+        assert any(n.startswith("PJSIP/node-main-") for n in on_b), on_b  # b → main trunk leg (to Anna)
+        assert any(n.startswith("PJSIP/agent01-") for n in on_main), on_main
+        (await english).check()
+        (await dutch).check()
+        assert invites_came_from(bob) == {5070} and invites_came_from(anna) == {5060}
+    await app.writer.flush()
+    rows = await app.pool.fetch(
+        "SELECT c.did, s.payload->>'node' AS node, x.payload->>'agent' AS agent FROM calls c "
+        "JOIN call_events s ON s.call_id = c.call_id AND s.type = 'call_started' "
+        "JOIN call_events x ON x.call_id = c.call_id AND x.type = 'connected' ORDER BY c.did")
+    assert [(r["did"], r["node"], r["agent"]) for r in rows] == [("7001", "b", "agent01"), ("7002", "main", "agent02")]
+    ended = await app.pool.fetch("SELECT call_id FROM calls WHERE ended_at IS NULL")
+    assert ended == []
+    await wait_until(lambda: app.runtime.live_calls == 0, timeout=10, what="both calls to end")
+    for link in app.links:
+        assert await link.ari.channels.list() == []
+    await assert_no_bridge_in_use(app)
+
+
+async def test_the_trunk_between_nodes_rings_only_agent_phones(two_node_app: CallcoreApp):
+    """Through the inter-node trunk, node b rings agent phones only: asking it for the carrier trunk (a way out
+    to the phone network, i.e. toll fraud) is refused, and the phone network never sees an INVITE."""
+    ari_main = two_node_app.links[0].ari
+    with PstnPhone(trace_msg=True) as pstn:
+        probe = await ari_main.channels.originate("PJSIP/trunk@node-b", app=ari_main.app, app_args="leg,probe",
+                                                  timeout=5)
+        for _ in range(100):
+            if probe.id not in {c.id for c in await ari_main.channels.list()}:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the probe through the trunk is still up")
+        await asyncio.sleep(1.5)  # sipp writes its counters every second
+        assert not pstn.stats().get("IncomingCall(C)"), "node b dialled out through the carrier trunk"
