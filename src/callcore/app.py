@@ -194,7 +194,7 @@ class CallcoreApp:
         self.api.app[EVENT_HUB] = self.hub
         self.api.app[STATUS_SOURCE] = lambda: build_status(self)
         self.api.app[CONFIG_CONTROL] = AppConfig(self)
-        self.web_callbacks = WebCallbacks(self.acd)
+        self.web_callbacks = await WebCallbacks.open(self.acd, self.pool)  # pending callbacks survive a restart
         self.api.app[OUTBOUND] = OutboundServices(
             campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=PgDncStore(self.pool),
             dispositions=PgDispositionSink(self.pool, self.dialer) if self.dialer is not None else None,
@@ -302,6 +302,9 @@ class CallcoreApp:
             for link in self.links:
                 await _bounded(f"destroying idle bridges of {link.name}", link.runtime.bridge_pool.close(), 5)
         self.acd.close()
+        if getattr(self, "web_callbacks", None) is not None:
+            # Pending "call me now" requests are in PostgreSQL: write their last state changes before it closes.
+            await _bounded("writing web callback states", self.web_callbacks.close(), 6)
         if handed_back:
             log.warning("calls handed back to the dialplan at shutdown", calls=handed_back)
         # Every step is bounded: a shutdown that hangs is worse than one that logs what it had to cut short.

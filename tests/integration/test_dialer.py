@@ -188,3 +188,44 @@ async def test_preview_the_agent_sees_the_lead_dials_it_and_talks_or_skips_it(di
         "human", "agent01", call_id, True)
     statuses = dict(await app.pool.fetch("SELECT number, status FROM leads WHERE campaign = 'lookahead'"))
     assert statuses == {number(50): "connected", number(60): "pending"}
+
+
+async def test_an_agent_owned_callback_is_dialled_when_due_and_connected_to_its_owner(dialer_app: CallcoreApp,
+                                                                                      tmp_path: Path):
+    """Anna (agent01) and Bob (agent02) are both ready; Bob's callback, due in a few seconds, must ring the
+    callee then — not before — and be put through to Bob, never to Anna."""
+    from datetime import timedelta
+
+    from callcore.leads import store
+
+    app = dialer_app
+    assert app.dialer is not None
+    day = zone_at(range(9, 20))
+    await load_leads(app, tmp_path, [(30, day)])
+    cfg = app.dialer.run_of("winback").config
+    (lead_id,) = [r["id"] for r in await app.pool.fetch("SELECT id FROM leads WHERE number = $1", number(30))]
+    due = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=6)
+    cb = await store.schedule_callback(app.pool, "winback", cfg, lead_id=lead_id, when=due, owner_agent="agent02",
+                                       created_by="agent02", now=datetime.now(timezone.utc))
+    assert cb.owner_agent == "agent02" and cb.due_at == due
+    app.acd.login("agent01")
+    app.acd.login("agent02")
+    with AgentPhone(1, hangup_after_ms=1500) as anna, AgentPhone(2, hangup_after_ms=1500) as bob, \
+            PstnNetwork() as network:
+        await app.dialer.start("winback")  # the lead waits for its callback: nothing fresh to dial
+        await asyncio.sleep(2)
+        assert network.dialled() == [] and app.dialer.run_of("winback").dialed == 0
+        await wait_until(lambda: app.dialer.run_of("winback").dialed >= 1, timeout=20, what="the callback")
+        dialled_at = datetime.now(timezone.utc)
+        assert dialled_at >= due - timedelta(seconds=0.5)  # at its time (the loop ticks every second)
+        assert dialled_at <= due + timedelta(seconds=5)
+        await wait_until(lambda: bob.stats().get("SuccessfulCall(C)") == 1, timeout=30, what="Bob's conversation")
+        await wait_until(lambda: app.runtime.live_calls == 0, timeout=15, what="the call to end")
+        await asyncio.sleep(2)
+        assert network.dialled() == [number(30)]  # once
+        assert anna.stats().get("IncomingCall(C)", 0) == 0  # never offered to Anna
+    row = await app.pool.fetchrow("SELECT outcome, agent_id, agent_guaranteed, amd_status FROM lead_attempts")
+    assert (row["outcome"], row["agent_id"], row["agent_guaranteed"], row["amd_status"]) == (
+        "human", "agent02", True, None)
+    assert await app.pool.fetchval("SELECT status FROM scheduled_callbacks WHERE id = $1", cb.id) == "done"
+    assert await app.pool.fetchval("SELECT status FROM leads WHERE id = $1", lead_id) == "connected"

@@ -3,7 +3,8 @@
 The caller's own task runs ``Conversation.run()``: the call keeps one owner. Service methods (API, CLI) do not
 touch the call themselves; they ``submit`` a request and await its outcome, which the call task produces between
 two events. ``run`` returns when the caller is gone or nobody is left to talk to (``None``), or with a ``Requeue``
-when a blind transfer sends the caller back to a queue (or straight to one agent).
+when a blind transfer sends the caller back to a queue (or straight to one agent), or with a ``PostCallSurvey``
+when the agent hung up first and the queue has a ``survey`` flow for the caller.
 
 Bridges: the caller sits in the *main* bridge with the parties (normally one agent). A consultation takes the
 consulting agent out into a *consult* bridge with the third party while the caller hears music in the main
@@ -49,6 +50,16 @@ class Requeue:
     agent: str | None = None
 
 
+@dataclass(frozen=True)
+class PostCallSurvey:
+    """The outcome when the agent hung up first and the caller's queue has a ``survey`` flow: the caller stays
+    on the line and goes to that flow (``AcdService`` hands it over; the IVR runner runs it)."""
+
+    flow: str
+    queue: str
+    agent: str | None
+
+
 @dataclass
 class Party:
     """Someone the caller talks to: an agent, or an external number (``agent_id`` None)."""
@@ -85,6 +96,7 @@ class Conversation:
         self._requests: asyncio.Queue[_Request] = asyncio.Queue()
         self.children: set[asyncio.Task[None]] = set()  # supervision sessions, recordings' helpers
         self.recorder: Any = None  # callcore.acd.recording.Recorder, when recording
+        self.last_left: Party | None = None  # who hung up last (the agent who ended the call, for a survey)
 
     # -- who is on the call --------------------------------------------------------------------------------
     @property
@@ -108,7 +120,7 @@ class Conversation:
         return await request.done
 
     # -- the call task's loop -----------------------------------------------------------------------------
-    async def run(self) -> Requeue | None:
+    async def run(self) -> Requeue | PostCallSurvey | None:
         self.acd.register(self)
         try:
             while True:
@@ -133,7 +145,8 @@ class Conversation:
                 elif self.call.gone:
                     return None
                 if not self.parties and self.consult is None and self.holder is None:
-                    return None  # everyone the caller talked to hung up: the call is over
+                    # Everyone the caller talked to hung up: the call is over, or the caller rates it.
+                    return self._survey_after_agent_left()
                 await self._settle()
         finally:
             await self._close()
@@ -148,7 +161,17 @@ class Conversation:
         elif self.holder is not None and self.holder.leg.gone and self.consult is None:
             self.holder = None
 
+    def _survey_after_agent_left(self) -> PostCallSurvey | None:
+        """The agent side ended the call with the caller still there: a survey if the queue has one. (When the
+        caller hangs up first, ``run`` returns before this: no survey.)"""
+        queue = self.acd.config.queues.get(self.queue)
+        if queue is None or queue.survey is None or self.call.gone:
+            return None
+        agent = self.last_left.agent_id if self.last_left is not None else None
+        return PostCallSurvey(queue.survey, self.queue, agent)
+
     def _party_hung_up(self, party: Party) -> None:
+        self.last_left = party
         if party in self.parties:
             self.parties.remove(party)
         self.call.emit(ConversationEvent.PARTY_LEFT, {"agent": party.agent_id, "number": party.number})

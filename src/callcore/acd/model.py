@@ -137,6 +137,9 @@ class QueueConfig(_Model):
     whisper: list[str] = Field(default_factory=list, description="sounds played to the agent before bridging")
     recording: bool = False
     virtual_hold: VirtualHold | None = None
+    survey: str | None = Field(
+        None, min_length=1, description="an IVR flow: when the agent hangs up first, the caller goes there (a "
+        "post-call survey, 'rate this call from 1 to 5') instead of being cut off. None: no survey")
 
     def wrap_up_for(self, agent: AgentConfig | None) -> float:
         """Wrap-up seconds after a call of this queue: the agent's override, else the queue's."""

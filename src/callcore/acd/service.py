@@ -28,14 +28,14 @@ from callcore.acd.router import (
     route,
 )
 from callcore.acd.controls import CallControls
-from callcore.acd.conversation import Conversation, Requeue
+from callcore.acd.conversation import Conversation, PostCallSurvey, Requeue
 from callcore.acd.reconcile import AGENT_VARIABLE, QUEUE_VARIABLE, ReconcileMixin
 from callcore.acd.virtual_hold import VIRTUAL_HOLD, VirtualHoldMixin
 from callcore.ari.errors import AriError
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.calls.runtime import CallRuntime
 from callcore.events import AgentEvent, EventSink, utcnow
-from callcore.ivr.commands import IvrEventType
+from callcore.ivr.commands import SURVEY_AGENT_VARIABLE, SURVEY_OUTCOME_PREFIX, SURVEY_QUEUE_VARIABLE, IvrEventType
 from callcore.ivr.commands import Queue
 
 log = structlog.get_logger("callcore.acd")
@@ -235,6 +235,13 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         self._dispatch_scheduled = False
         now = self.now()
         free = {c.id: c for c in self.waiting.values() if c.assigned is None and c.live}
+        if not free:
+            # Nobody to route (most dispatches: an agent's state changed with no caller waiting): skip building
+            # every agent's view; there is no relaxation step to wait for either.
+            if self._relax_timer is not None:
+                self._relax_timer.cancel()
+                self._relax_timer = None
+            return
         agents = [s.view(self.config.agents[a].skills, set(self.config.agents[a].queues))
                   for a, s in self.agents.items()]
         for caller in free.values():
@@ -313,6 +320,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                 if isinstance(outcome, Requeue):
                     entry, queue = self._requeue(entry, outcome)
                     await self._hold_music(call, queue)
+                elif isinstance(outcome, PostCallSurvey):
+                    return _hand_to_survey(call, outcome)
                 elif outcome:
                     return "bridged"
         except CallHungUp:
@@ -461,9 +470,10 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             if not entry.call.gone and entry.assigned is None:
                 await self._hold_music(entry.call, queue)
 
-    async def _ring(self, entry: QueuedCaller, queue: QueueConfig, agent_id: str) -> Requeue | bool:
+    async def _ring(self, entry: QueuedCaller, queue: QueueConfig, agent_id: str) -> Requeue | PostCallSurvey | bool:
         """Ring the agent. False on no answer (back in line); True once the connected call is over; a
-        ``Requeue`` when a blind transfer sends the caller back to a queue."""
+        ``Requeue`` when a blind transfer sends the caller back to a queue; a ``PostCallSurvey`` when the agent
+        hung up first and the queue has a survey."""
         call = entry.call
         agent = self.config.agents[agent_id]
         try:
@@ -538,6 +548,17 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             await call.play(sounds or ["sound:callcore/all-agents-busy"])
         await call.hangup()
         return f"overflow:{action}"
+
+
+def _hand_to_survey(call: Call, survey: PostCallSurvey) -> str:
+    """The agent hung up first: the caller stays for the queue's survey flow, which the IVR runner runs on the
+    outcome ``survey:<flow>`` (other callers of ``_serve_loop`` ignore it, so only IVR callers are surveyed).
+    The queue and agent become call variables, so the survey's answer is tied to them."""
+    variables = {SURVEY_QUEUE_VARIABLE: survey.queue, SURVEY_AGENT_VARIABLE: survey.agent or ""}
+    call.variables.update(variables)
+    call.emit(IvrEventType.VARIABLES, variables)
+    call.emit(IvrEventType.SURVEY_STARTED, {"flow": survey.flow, "queue": survey.queue, "agent": survey.agent})
+    return f"{SURVEY_OUTCOME_PREFIX}{survey.flow}"
 
 
 def _wake(entry: QueuedCaller) -> None:

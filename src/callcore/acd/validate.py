@@ -6,10 +6,11 @@
 Errors: skills not declared in ``skills`` (agent skills, queue ``required_skills``, relaxation ``drop_skills``,
 static IVR queue ``skills``), levels outside 1-10, empty or duplicate skill names in ``skills``, unknown queues
 (agent ``queues``, overflow ``target``, ``add_agents_from``, IVR ``queue`` / ``callback`` nodes), an overflow to
-the queue itself, empty endpoints, relaxation steps whose ``after`` does not increase.
+the queue itself, empty endpoints, relaxation steps whose ``after`` does not increase, a queue ``survey`` that is
+not a flow.
 Warnings: queues no agent serves, queues whose requirements no serving agent meets (callers wait for relaxation or
 overflow), agents serving no queue, overflow loops between queues, ``max_wait`` / ``max_length`` without
-``overflow`` (callers are hung up), ``add_agents_from`` naming the queue itself.
+``overflow`` (callers are hung up), ``add_agents_from`` naming the queue itself, a survey flow with a queue node.
 
 ``check_acd`` runs both stages (pydantic, then these checks) on raw YAML data and returns every issue.
 """
@@ -80,6 +81,7 @@ def validate_acd(
 
     if ivr is not None:
         _check_ivr_nodes(out, ivr, ivr_root, acd, skills)
+        _check_surveys(out, ivr, acd)
 
     key = lambda i: (i.line or 0, i.path)  # noqa: E731
     return sorted(out.errors, key=key), sorted(out.warnings, key=key)
@@ -161,6 +163,23 @@ def _check_ivr_nodes(out: IssueCollector, ivr: Any, ivr_root: Loc, acd: AcdConfi
                     name = item.rpartition("=")[0].strip() if "=" in item else item.strip()
                     if "${" not in item and name and not name.endswith(":") and name not in skills:
                         out.errors.append(_abs(out, at + ("skills", i), unknown_name("skill", name, skills)))
+
+
+def _check_surveys(out: IssueCollector, ivr: Any, acd: AcdConfig) -> None:
+    """A queue's post-call ``survey`` must be a flow; a survey that sends the caller to a queue again would start
+    another conversation (and another survey), so that is flagged too."""
+    from callcore.ivr.model import QueueNode
+
+    for qname, queue in acd.queues.items():
+        if queue.survey is None:
+            continue
+        at: Loc = ("queues", qname, "survey")
+        flow = ivr.flows.get(queue.survey)
+        if flow is None:
+            out.error(at, unknown_name("flow", queue.survey, ivr.flows))
+        elif any(isinstance(node, QueueNode) for node in flow.nodes.values()):
+            out.warn(at, f"the survey flow {queue.survey!r} sends callers to a queue: after a survey they would "
+                         "wait for an agent again")
 
 
 def _abs(out: IssueCollector, loc: Loc, message: str) -> ConfigIssue:

@@ -34,6 +34,7 @@ import phonenumbers
 import structlog
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
+from callcore.acd.web_callbacks import CallbackStoreUnavailable
 from callcore.api.auth import Role
 from callcore.api.callbacks_config import CallbacksSettings
 from callcore.api.campaigns import PhoneText, PlainText, outbound, outbound_errors, part
@@ -298,8 +299,12 @@ async def request_callback(req: ApiRequest) -> Reply:
             raise ApiError(503, "callbacks_busy", "too many callbacks are waiting; try again later",
                            {"max_pending": settings.max_pending}, headers={"Retry-After": "60"})
         context = {k: v for k, v in body.context.model_dump().items() if v}
-        with outbound_errors():
-            ticket = await scheduler.request(number, queue, context, not_before, not_after, requested_by=client)
+        try:
+            with outbound_errors():
+                ticket = await scheduler.request(number, queue, context, not_before, not_after, requested_by=client)
+        except CallbackStoreUnavailable:
+            raise ApiError(503, "service_unavailable", "the callback cannot be stored right now; retry",
+                           headers={"Retry-After": "30"}) from None
         promised = promise(ticket.promised_at, settings.promise_margin, not_before, not_after)
         if promised is None:
             with outbound_errors():
@@ -308,6 +313,10 @@ async def request_callback(req: ApiRequest) -> Reply:
                            f"we cannot call back before {not_after.isoformat() if not_after else ''}: the earliest "
                            f"estimate is {ticket.promised_at.isoformat()}",
                            {"estimated_at": ticket.promised_at.isoformat()})
+        # A durable scheduler keeps the promise with the request, so a restart continues with it.
+        record_promise = getattr(scheduler, "record_promise", None)
+        if record_promise is not None:
+            await record_promise(ticket.id, promised)
         accepted = True
     finally:
         if not accepted:

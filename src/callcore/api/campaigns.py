@@ -665,7 +665,8 @@ for _prefix, _scope, _params in (("/dnc", "the global", {}), ("/campaigns/{name}
                description="Active entries (not removed, not expired), in the order they were added; `number` "
                            "gives one number's entry.")(_dnc_list)
     routes.post(_prefix, summary=f"Add a number to {_scope} do-not-call list", tags=DNC_TAGS, roles=READ,
-                body=DncAddBody, response=DncAddOut, status=201, path_params=_params, errors=_errors,
+                body=DncAddBody, response=DncAddOut, status=201, other_statuses=(200,), path_params=_params,
+                errors=_errors,
                 operation_id=f"add_dnc{_suffix}", description=_DNC_ADD_TEXT)(_dnc_add)
     routes.delete(_prefix + "/{number}", summary=f"Remove a number from {_scope} do-not-call list", tags=DNC_TAGS,
                   roles=SUPERVISORS, query=DncRemoveQuery, response=None,

@@ -12,17 +12,28 @@ Metrics (all ``callcore_*``):
 | ``callcore_routing_latency_seconds`` | histogram | | :meth:`Metrics.observe_routing_latency` |
 | ``callcore_ari_reconnects_total`` | counter | | :meth:`Metrics.ari_reconnected` |
 | ``callcore_event_writer_backlog`` | gauge | | :meth:`Metrics.set_event_writer_backlog` |
+| ``callcore_dialer_campaign_running`` | gauge | campaign | :meth:`Metrics.update_from_dialer` (1 running, 0 not) |
+| ``callcore_dialer_calls_in_flight`` | gauge | campaign | same: ringing or answered and waiting for an agent |
+| ``callcore_dialer_calls_connected`` | gauge | campaign | same: talking to an agent |
+| ``callcore_dialer_pacing_level`` | gauge | campaign | same: lines in flight per agent able to take a call |
+| ``callcore_dialer_abandon_rate`` | gauge | campaign | same: abandons / live answers in the policy window |
+| ``callcore_dialer_abandon_limit`` | gauge | campaign | same: the policy's limit (a ratio, like the rate) |
+| ``callcore_dialer_window_live_answers`` | gauge | campaign | same: live answers in the policy window |
+| ``callcore_dialer_window_abandons`` | gauge | campaign | same: abandons in the policy window |
 | ``callcore_api_requests_total`` | counter | method, route, status | the API itself |
 | ``callcore_api_request_duration_seconds`` | histogram | method, route | the API itself |
 
 Gauges of live state are best set at scrape time: :meth:`Metrics.on_collect` registers a function run before
-each scrape (e.g. ``metrics.on_collect(lambda m: m.update_from_acd(acd))``).
+each scrape (e.g. ``metrics.on_collect(lambda m: m.update_from_acd(acd))``). The campaign gauges are set at each
+scrape from the dialer the app's outbound services name (``OutboundServices.campaigns``), when it offers
+``pacing(name)`` (``DialerService``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from typing import get_args
+from typing import Any, Protocol, get_args
 
 import structlog
 from aiohttp import web
@@ -37,6 +48,21 @@ log = structlog.get_logger("callcore.api")
 AGENT_STATES: tuple[str, ...] = get_args(AgentState)
 ROUTING_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.008, 0.013, 0.021, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+CAMPAIGN_GAUGES = ("campaign_running", "calls_in_flight", "calls_connected", "pacing_level", "abandon_rate",
+                   "abandon_limit", "window_live_answers", "window_abandons")
+
+
+class DialerView(Protocol):
+    """What the campaign gauges read (``DialerService``): the campaigns and each one's pacing figures."""
+
+    @property
+    def runs(self) -> Mapping[str, Any]: ...
+
+    def pacing(self, name: str) -> Mapping[str, Any]:
+        """{state, in_flight, ringing, connected, able, abandon_live, abandon_abandons, abandon_limit, ...}"""
+        ...
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -58,7 +84,22 @@ class Metrics:
                                     ["method", "route", "status"], registry=r)
         self.api_duration = Histogram("callcore_api_request_duration_seconds", "HTTP API request duration",
                                       ["method", "route"], buckets=API_BUCKETS, registry=r)
+        campaign_help = {
+            "campaign_running": "1 while the campaign dials (running), 0 when stopped or paused",
+            "calls_in_flight": "Calls of the campaign ringing or answered and waiting for an agent",
+            "calls_connected": "Calls of the campaign connected to an agent",
+            "pacing_level": "Dial level: calls in flight per agent able to take a call (the pacer's line cap is "
+                            "max_lines_per_agent of these); NaN with calls in flight and no such agent",
+            "abandon_rate": "Abandoned / live answers in the abandonment policy's window (since the campaign "
+                            "started in this process)",
+            "abandon_limit": "The abandonment policy's limit on abandon_rate",
+            "window_live_answers": "Live answers in the abandonment policy's window",
+            "window_abandons": "Abandoned calls in the abandonment policy's window",
+        }
+        self.campaign_gauges = {key: Gauge(f"callcore_dialer_{key}", text, ["campaign"], registry=r)
+                                for key, text in campaign_help.items()}
         self._queues: set[str] = set()
+        self._campaigns: set[str] = set()
         self._hooks: list[Callable[[Metrics], None]] = []
         for state in AGENT_STATES:
             self.agents.labels(state).set(0)
@@ -108,6 +149,41 @@ class Metrics:
             counts[status.state] = counts.get(status.state, 0) + 1
         self.set_agents_by_state(counts)
 
+    def set_campaign(self, campaign: str, pacing: Mapping[str, Any]) -> None:
+        """The campaign gauges from one ``DialerService.pacing(name)``."""
+        self._campaigns.add(campaign)
+        in_flight = int(pacing.get("in_flight", 0))
+        able = int(pacing.get("able", 0))
+        live = float(pacing.get("abandon_live", 0.0))
+        abandons = float(pacing.get("abandon_abandons", 0.0))
+        level = in_flight / able if able > 0 else (math.nan if in_flight else 0.0)
+        limit = pacing.get("abandon_limit")
+        values = {"campaign_running": 1.0 if pacing.get("state") == "running" else 0.0,
+                  "calls_in_flight": in_flight, "calls_connected": int(pacing.get("connected", 0)),
+                  "pacing_level": level, "abandon_rate": abandons / live if live > 0 else 0.0,
+                  "abandon_limit": math.nan if limit is None else float(limit),
+                  "window_live_answers": live, "window_abandons": abandons}
+        for key, value in values.items():
+            self.campaign_gauges[key].labels(campaign).set(value)
+
+    def forget_campaign(self, campaign: str) -> None:
+        """A campaign removed from the config: drop its series."""
+        if campaign in self._campaigns:
+            self._campaigns.discard(campaign)
+            for gauge in self.campaign_gauges.values():
+                gauge.remove(campaign)
+
+    def update_from_dialer(self, dialer: DialerView) -> None:
+        """Campaign gauges from the dialer's live state (every configured campaign, running or not)."""
+        names = list(dialer.runs)
+        for campaign in self._campaigns - set(names):
+            self.forget_campaign(campaign)
+        for name in names:
+            try:
+                self.set_campaign(name, dialer.pacing(name))
+            except KeyError:  # removed by a reload between listing and reading
+                self.forget_campaign(name)
+
     def on_collect(self, hook: Callable[[Metrics], None]) -> None:
         self._hooks.append(hook)
 
@@ -133,7 +209,17 @@ routes = RouteTable()
 @routes.get("/metrics", summary="Prometheus metrics", tags=("health",), raw=CONTENT_TYPE_LATEST,
             description="Prometheus text format. No token: keep it on loopback or restrict it at the proxy.")
 async def metrics(req: ApiRequest) -> web.Response:
-    return web.Response(body=req.request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    from callcore.api.outbound_services import OUTBOUND
+
+    m = req.request.app[METRICS]
+    out = req.request.app.get(OUTBOUND)
+    dialer = out.campaigns if out is not None else None
+    if dialer is not None and callable(getattr(dialer, "pacing", None)):
+        try:
+            m.update_from_dialer(dialer)
+        except Exception:  # noqa: BLE001 - a broken feeder must not break the scrape
+            log.exception("campaign metrics failed")
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-__all__ = ["METRICS", "Metrics", "routes"]
+__all__ = ["CAMPAIGN_GAUGES", "METRICS", "DialerView", "Metrics", "routes"]

@@ -148,10 +148,11 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
         elif r.response is None:
             responses["204"] = {"description": "No content"}
         else:
-            responses[str(r.status)] = {
-                "description": "Created" if r.status == 201 else "OK",
-                "content": {"application/json": {"schema": refs[(r.response, "serialization")]}},
-            }
+            for status in sorted({r.status, *r.other_statuses}):
+                responses[str(status)] = {
+                    "description": "Created" if status == 201 else "OK",
+                    "content": {"application/json": {"schema": refs[(r.response, "serialization")]}},
+                }
         for status in _error_statuses(r):
             responses[str(status)] = _error(status)
         responses["default"] = {"description": "Unexpected error (logged with the request id in `details`)",

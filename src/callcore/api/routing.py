@@ -81,6 +81,7 @@ class Route:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None  # None: 204 No Content (unless raw)
     status: int = 200
+    other_statuses: tuple[int, ...] = ()  # success statuses a handler may answer (with a Reply) besides ``status``
     path_params: dict[str, Any] = field(default_factory=dict)  # name -> type (pydantic-validated)
     errors: tuple[int, ...] = ()  # error statuses this route may answer besides the standard ones
     agent_param: str | None = None  # path parameter naming the agent: agent tokens only for their own

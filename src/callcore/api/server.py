@@ -30,6 +30,10 @@ from callcore.api.services import ApiServices
 log = structlog.get_logger("callcore.api")
 
 DEFAULT_MAX_BODY = 65_536
+# The longest request line aiohttp accepts (its default is 8190 bytes). Query parameters are documented with a
+# maxLength in characters; percent-encoded, one character may take 12 bytes, so a 1024-character cursor alone
+# needs more than the default. A unit test checks every operation's longest documented request line fits.
+MAX_REQUEST_LINE = 16_384
 
 
 def api_routes() -> RouteTable:
@@ -146,7 +150,8 @@ class ApiServer:
         if not is_loopback(self.host):
             log.warning("the API listens beyond loopback without TLS; put a TLS reverse proxy in front "
                         "(docs/api.md)", host=self.host)
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout,
+                               max_line_size=MAX_REQUEST_LINE)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -167,4 +172,4 @@ class ApiServer:
             log.info("API stopped")
 
 
-__all__ = ["ApiServer", "api_routes", "create_app", "is_loopback"]
+__all__ = ["MAX_REQUEST_LINE", "ApiServer", "api_routes", "create_app", "is_loopback"]

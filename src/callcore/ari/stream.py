@@ -7,7 +7,6 @@ before any event of that connection is dispatched: the owner resyncs its state f
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from callcore.ari.events import (
     ApplicationReplacedEvent,
     MalformedEvent,
     UnknownEvent,
-    parse_event,
+    parse_event_json,
 )
 
 log = structlog.get_logger("callcore.ari")
@@ -144,7 +143,7 @@ class AriEventStream:
 
     def _handle_frame(self, text: str) -> None:
         try:
-            event = parse_event(json.loads(text))
+            event = parse_event_json(text)
         except (ValueError, MalformedEvent) as exc:
             self.stats.malformed += 1
             log.error("ARI sent a malformed event; skipped", error=str(exc)[:500])

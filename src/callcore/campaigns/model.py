@@ -285,6 +285,20 @@ class Blending(_Model):
     reserve_agents: int = Field(0, ge=0, le=10_000)
 
 
+class ScheduledCallbacks(_Model):
+    """How the dialer serves callbacks agents scheduled (disposition ``callback``).
+
+    A callback owned by an agent is dialled only when that agent is ready, with the agent reserved for it (in
+    preview mode it is offered to that agent first). If the owner cannot take it within ``owner_grace_seconds``
+    of its due time (logged out, on a long call), ``after_grace`` decides: ``any`` (default) — any agent of the
+    campaign takes it, since a customer who was promised a call at a time is better served a little late by a
+    colleague than not at all; ``owner`` — it keeps waiting for its owner."""
+
+    owner_grace_seconds: float = Field(900.0, ge=0, le=7 * DAY,
+                                       description="seconds after the due time an owned callback waits for its owner")
+    after_grace: Literal["any", "owner"] = "any"
+
+
 def _region(v: object) -> object:
     if isinstance(v, str):
         v = v.strip().upper()
@@ -335,6 +349,7 @@ class CampaignConfig(_Model):
         None, gt=0, le=3600, description="preview mode: dial automatically after this long; None: the agent dials"
     )
     max_lines: int | None = Field(None, ge=1, le=10_000, description="most simultaneous calls of this campaign")
+    callbacks: ScheduledCallbacks = Field(default_factory=ScheduledCallbacks)
 
     @field_validator("trunk")
     @classmethod
@@ -425,5 +440,6 @@ __all__ = [
     "RetryOutcome",
     "RetryRule",
     "RetryRules",
+    "ScheduledCallbacks",
     "region_timezone",
 ]

@@ -6,6 +6,12 @@ asking again returns the same lead while the reservation lasts. ``dial`` checks 
 (``may_dial``), reserves the agent for the call (it must be ready), and places the call through the campaign's
 trunk without answering-machine detection (the agent hears a machine and says so in the disposition); when the
 callee answers, the agent's phone rings at once. ``skip`` gives the lead back, still due.
+
+Scheduled callbacks come first: an agent asking for its next lead gets its own due callback (earliest first),
+else a due callback any agent may take (one for anyone, or an owned one whose grace period passed — see
+``callcore.dialer.callbacks``), else a fresh lead. The offer shows the callback's lead; dialling it reserves the
+agent and dials like any preview call; skipping it (or letting the reservation run out) gives it back, still due
+and still its owner's.
 """
 
 from __future__ import annotations
@@ -14,16 +20,15 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from callcore.acd import agent_state as st
-from callcore.calls.call import Call, OriginateFailed
+from callcore.dialer import callbacks as cbk
 from callcore.ids import uuid7
 from callcore.leads import store as leads
 
 if TYPE_CHECKING:
-    from callcore.dialer.service import AttemptState, CampaignRun, DialerService
+    from callcore.dialer.service import CampaignRun, DialerService
 
 DEFAULT_RESERVE_SECONDS = 120.0
 
@@ -33,6 +38,7 @@ class _Hold:
     run: CampaignRun
     lead: leads.Lead
     until: datetime
+    callback: leads.Callback | None = None  # the hold is a scheduled callback of this lead
 
 
 class PreviewDialer:
@@ -42,6 +48,7 @@ class PreviewDialer:
         self.dialer = dialer
         self.holds: dict[str, _Hold] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._recovered: set[str] = set()
 
     def _now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -64,7 +71,11 @@ class PreviewDialer:
                 if r.config.mode == "preview" and r.config.enabled and agent_id in self.dialer._agents(r)]
         if not runs:
             raise Rejected(f"agent {agent_id!r} serves no preview campaign")
-        for run in sorted(runs, key=lambda r: -r.config.priority):
+        runs = sorted(runs, key=lambda r: -r.config.priority)
+        offer = await self._next_callback(agent_id, runs)
+        if offer is not None:
+            return offer
+        for run in runs:
             claimed = await leads.claim_due_leads(self.dialer.db, run.name, run.config, now=self._now(), limit=1,
                                                   agent_guaranteed=True)
             if claimed:
@@ -73,6 +84,40 @@ class PreviewDialer:
                 self.holds[agent_id] = hold
                 return PreviewOffer(run.name, hold.lead, hold.until)
         return None
+
+    async def _next_callback(self, agent_id: str, runs: list[CampaignRun]) -> Any:
+        """The agent's own due callback, else one any agent may take (campaigns by priority); claimed and held."""
+        from callcore.api.outbound_services import PreviewOffer
+
+        db = self.dialer.db
+        for own_only in (True, False):
+            for run in runs:
+                await self._recover(run)
+                now = self._now()
+                due = await leads.due_callbacks(db, run.name, run.config, now=now, limit=50)
+                views = [cbk.DueCallback(c.id, c.due_at, c.owner_agent) for c in due]
+                pick = cbk.pick_for_agent(views, agent_id, now, cbk.CallbackPolicy.of(run.config))
+                if pick is None or (own_only and pick.owner != agent_id):
+                    continue
+                claimed = await leads.claim_due_callbacks(db, run.name, run.config, now=now, limit=1, ids=[pick.id])
+                if not claimed:
+                    continue  # listed or taken meanwhile
+                lead = await leads.lead_for_callback(db, claimed[0])
+                seconds = run.config.preview_seconds or DEFAULT_RESERVE_SECONDS
+                hold = _Hold(run, lead, self._now() + timedelta(seconds=seconds), claimed[0])
+                self.holds[agent_id] = hold
+                return PreviewOffer(run.name, hold.lead, hold.until)
+        return None
+
+    async def _recover(self, run: CampaignRun) -> None:
+        """Once per campaign: callbacks a crashed process left claimed go back to the pool (preview campaigns are
+        never started, so the dialer's start-up recovery does not cover them)."""
+        if run.name in self._recovered:
+            return
+        busy = [h.callback.id for h in self.holds.values() if h.callback is not None and h.run is run]
+        busy += self.dialer.callbacks_in_flight(run.name)
+        await leads.recover_callback_claims(self.dialer.db, run.name, now=self._now(), keep=busy)
+        self._recovered.add(run.name)
 
     def _held(self, agent_id: str, lead_id: int) -> _Hold:
         from callcore.api.services import NotFound
@@ -88,7 +133,11 @@ class PreviewDialer:
 
     async def _give_back(self, agent_id: str) -> None:
         hold = self.holds.pop(agent_id, None)
-        if hold is not None:
+        if hold is None:
+            return
+        if hold.callback is not None:  # still due, still its owner's
+            await leads.release_callbacks(self.dialer.db, [hold.callback.id], now=self._now())
+        else:
             await leads.release_leads(self.dialer.db, [hold.lead.id], now=self._now())
 
     async def dial(self, agent_id: str, lead_id: int) -> uuid.UUID:
@@ -105,7 +154,7 @@ class PreviewDialer:
         if reason is not None:
             await self._give_back(agent_id)
             raise Rejected(reason)
-        attempt = AttemptState(lead, uuid7(), self._now(), self.dialer.now())
+        attempt = AttemptState(lead, uuid7(), self._now(), self.dialer.now(), callback=hold.callback, agent=agent_id)
         try:
             self.dialer.acd._apply(agent_id, st.Offered(str(attempt.attempt_id)))
         except st.InvalidTransition as exc:
@@ -113,55 +162,11 @@ class PreviewDialer:
         del self.holds[agent_id]
         run.attempts[attempt.attempt_id] = attempt
         run.dialed += 1
-        task = asyncio.get_running_loop().create_task(self._place(run, attempt, agent_id),
+        task = asyncio.get_running_loop().create_task(self.dialer.dial_with_agent(run, attempt, agent_id),
                                                       name=f"preview:{lead.number}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return attempt.attempt_id
-
-    async def _place(self, run: CampaignRun, attempt: AttemptState, agent_id: str) -> None:
-        dialer, cfg = self.dialer, run.config
-        runtime = dialer.runtime
-        try:
-            await runtime.place_call(
-                cfg.dial_string(attempt.lead.number), partial(self._answered, run, attempt, agent_id),
-                caller_id=cfg.caller_id_e164(), timeout=cfg.ring_timeout, call_id=attempt.attempt_id,
-                data={"did": attempt.lead.number, "campaign": run.name, "lead_id": attempt.lead.id,
-                      "preview_agent": agent_id})
-        except OriginateFailed as exc:
-            self._withdraw(agent_id, attempt)
-            outcome = "busy" if exc.cause == 17 else "no_answer" if exc.cause in (18, 19, 0) else "failed"
-            await dialer._record(run, attempt, outcome, hangup_cause=exc.cause, agent_guaranteed=True)
-        except BaseException:
-            self._withdraw(agent_id, attempt)
-            await asyncio.shield(dialer._record(run, attempt, "failed", agent_guaranteed=True))
-            raise
-
-    def _withdraw(self, agent_id: str, attempt: AttemptState) -> None:
-        acd = self.dialer.acd
-        if acd.agents[agent_id].offer == str(attempt.attempt_id):
-            acd._apply(agent_id, st.OfferCancelled(str(attempt.attempt_id), "preview call not answered"))
-
-    async def _answered(self, run: CampaignRun, attempt: AttemptState, agent_id: str, call: Call) -> None:
-        """In the call's own task: the callee answered; the reserved agent's phone rings now."""
-        from callcore.acd.service import QueuedCaller
-
-        acd, cfg = self.dialer.acd, run.config
-        answered_at = self._now()
-        entry = QueuedCaller(call, cfg.queue or "", 0, acd.now(), dict(cfg.skills), assigned=agent_id,
-                             record=cfg.recording)
-        acd.waiting[entry.id] = entry
-        attempt.phase = "connected"
-        extra: dict[str, Any] = {"answered_at": answered_at,
-                                 "ring_seconds": (answered_at - attempt.started).total_seconds(),
-                                 "agent_guaranteed": True}
-        try:
-            await acd._serve_loop(entry, acd.config.queues[cfg.queue or ""])
-        finally:
-            if entry.agent is not None and entry.connected_at is not None:
-                extra.update(agent_id=entry.agent, connect_delay_seconds=round(entry.connected_at - entry.enqueued_at, 3),
-                             talk_seconds=round(acd.now() - entry.connected_at, 3))
-            await asyncio.shield(self.dialer._record(run, attempt, "human", **extra))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -10,6 +10,13 @@ machine is hung up (or gets the campaign's message), a person goes to the ACD, w
 within the policy's limit (2 s) or the callee hears the identification message and the call counts as
 abandoned. Every attempt ends as one ``lead_attempts`` row (``callcore.leads.store.record_attempt``).
 
+Scheduled callbacks (an agent's disposition ``callback``) come before fresh leads: each loop first asks which
+callbacks are due and callable now (the store: calling windows, do-not-call), lets the pure
+``callcore.dialer.callbacks.assign`` pair them with free agents (an agent-owned callback with its owner only,
+until the campaign's grace period ends), **reserves** each agent, claims the callbacks by id and dials them like
+preview calls: no AMD, the reserved agent's phone rings when the callee answers, so a callback is never
+connected to another agent and never abandoned. Only then are fresh leads paced over the agents still free.
+
 It never dials when the campaign is not running, when nobody who could take the calls is logged in, or when
 no lead is callable now.
 """
@@ -25,7 +32,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from callcore.acd import agent_state as st
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
+from callcore.dialer import callbacks as cbk
 from callcore.dialer.compliance import AbandonLedger, AbandonPolicy, Budget
 from callcore.dialer.estimators import CampaignModel
 from callcore.dialer.pacing import Pacer, PacingSnapshot
@@ -58,6 +67,8 @@ class AttemptState:
     started: datetime
     launched_at: float  # service clock
     phase: Literal["ringing", "waiting_agent", "connected", "done"] = "ringing"
+    callback: leads.Callback | None = None  # a scheduled callback being dialled
+    agent: str | None = None  # the agent reserved for this call (callbacks, preview): it needs no free agent
 
 
 @dataclass
@@ -75,6 +86,11 @@ class CampaignRun:
     @property
     def in_flight(self) -> int:
         return sum(1 for a in self.attempts.values() if a.phase in ("ringing", "waiting_agent"))
+
+    @property
+    def unreserved_in_flight(self) -> int:
+        """Calls in flight that will need a free agent (those with a reserved agent do not)."""
+        return sum(1 for a in self.attempts.values() if a.phase in ("ringing", "waiting_agent") and a.agent is None)
 
 
 class DialerService:
@@ -111,6 +127,7 @@ class DialerService:
             return
         # Leads a crashed process left claimed go back to the pool first.
         await leads.recover_claims(self.db, name, now=_utcnow(), older_than=60.0)
+        await leads.recover_callback_claims(self.db, name, now=_utcnow(), keep=self.callbacks_in_flight(name))
         # A one-hour control window on top of the policy's: abandons are spread, not bunched (docs/dialer.md).
         run.ledger = AbandonLedger(AbandonPolicy(**run.config.abandon_policy_fields()), control_windows=[3600])
         run.state = "running"
@@ -150,6 +167,27 @@ class DialerService:
                 "connected": sum(1 for a in run.attempts.values() if a.phase == "connected"),
                 "dialed": run.dialed, "last_decision": run.last_decision}
 
+    def pacing(self, name: str) -> dict[str, Any]:
+        """Read-only pacing figures for monitoring (``/metrics``); changes nothing but the ledger's clock.
+
+        ``able``: the campaign's agents who can take a call soon (logged in, not paused: the pacer's line cap is
+        per such agent); ``abandon_*``: the abandonment ledger's policy window (since the campaign was started in
+        this process; zeros before)."""
+        run = self.run_of(name)
+        able = sum(1 for a in self._agents(run) if a in self.acd.agents
+                   and self.acd.agents[a].state in ("ready", "reserved", "on_call", "wrap_up"))
+        window = run.ledger.counts(self.now()) if run.ledger is not None else None
+        policy = run.config.policy()
+        return {"state": run.state, "in_flight": run.in_flight,
+                "ringing": sum(1 for a in run.attempts.values() if a.phase == "ringing"),
+                "connected": sum(1 for a in run.attempts.values() if a.phase == "connected"), "able": able,
+                "abandon_live": window.live if window else 0.0, "abandon_abandons": window.abandons if window else 0.0,
+                "abandon_limit": policy.limit, "abandon_window_seconds": policy.window_seconds}
+
+    def callbacks_in_flight(self, name: str) -> list[int]:
+        """Callbacks this process is dialling now for campaign ``name`` (their claims are not stale)."""
+        return [a.callback.id for a in self.run_of(name).attempts.values() if a.callback is not None]
+
     # -- pacing -----------------------------------------------------------------------------------------
     def _agents(self, run: CampaignRun) -> list[str]:
         """Who takes this campaign's calls: agents of its queue and those it names."""
@@ -174,16 +212,18 @@ class DialerService:
         if run.config.blending.priority == "inbound":
             spare -= inbound
         cap = run.config.max_lines if run.config.max_lines is not None else None
+        pending = run.unreserved_in_flight  # callbacks have their own agent reserved
         if run.config.mode == "progressive":
-            n = max(0, spare - run.in_flight)
-            run.last_decision = f"progressive: {len(ready)} ready, {inbound} inbound waiting, {run.in_flight} in flight"
+            n = max(0, spare - pending)
+            run.last_decision = f"progressive: {len(ready)} ready, {inbound} inbound waiting, {pending} in flight"
         else:
             now = self.now()
             snap = PacingSnapshot(
                 may_dial=True, agents_logged_in=len(logged_in), agents_ready=max(0, spare),
                 talking=tuple(now - s.since for s in logged_in if s.state == "on_call"),
                 wrapping=tuple(now - s.since for s in logged_in if s.state == "wrap_up"),
-                ringing=tuple(now - a.launched_at for a in run.attempts.values() if a.phase == "ringing"),
+                ringing=tuple(now - a.launched_at for a in run.attempts.values()
+                              if a.phase == "ringing" and a.agent is None),
                 answered_waiting=sum(1 for a in run.attempts.values() if a.phase == "waiting_agent"),
                 inbound_waiting=inbound,
                 budget=run.ledger.budget(now) if run.ledger else Budget.empty(),
@@ -199,6 +239,7 @@ class DialerService:
         idle_logged = ""
         while run.state == "running":
             try:
+                await self.serve_callbacks(run)
                 n = self.how_many(run)
                 if n > 0:
                     claimed = await leads.claim_due_leads(self.db, run.name, run.config, now=_utcnow(), limit=n)
@@ -218,6 +259,142 @@ class DialerService:
                 await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
             except TimeoutError:
                 pass
+
+    # -- scheduled callbacks ----------------------------------------------------------------------------
+    def _inbound_waiting(self, run: CampaignRun, agents: list[str]) -> int:
+        return sum(1 for c in self.acd.waiting.values()
+                   if c.callback_number is None and c.max_wait is None and c.queue != run.config.queue
+                   and any(c.queue in self.acd.config.agents[a].queues for a in agents))
+
+    def free_agents(self, run: CampaignRun) -> list[cbk.FreeAgent]:
+        """The campaign's agents who could take a call now, longest idle first."""
+        out = []
+        for agent_id in self._agents(run):
+            s = self.acd.agents[agent_id]
+            if s.state == "ready" and s.active_calls < s.max_calls and not s.logout_pending:
+                out.append(cbk.FreeAgent(agent_id, s.idle_since))
+        return sorted(out, key=lambda a: (a.idle_since, a.id))
+
+    async def serve_callbacks(self, run: CampaignRun) -> int:
+        """Dial the callbacks that are due, each with its agent reserved (see the module doc). Returns how many
+        were launched."""
+        now = _utcnow()
+        due = await leads.due_callbacks(self.db, run.name, run.config, now=now, limit=50)
+        if not due:
+            return 0
+        # From here until each agent is reserved nothing awaits: the agents' states cannot change under us.
+        agents = self._agents(run)
+        free = self.free_agents(run)
+        spare = len(free) - run.config.blending.reserve_agents
+        if run.config.blending.priority == "inbound":
+            spare -= self._inbound_waiting(run, agents)
+        cap = run.config.max_lines - run.in_flight if run.config.max_lines is not None else None
+        policy = cbk.CallbackPolicy.of(run.config)
+        views = [cbk.DueCallback(c.id, c.due_at, c.owner_agent) for c in due]
+        plan = cbk.assign(views, free, now, policy, max_any=max(0, spare), max_total=cap)
+        waiting = cbk.waiting_for_owner(views, now, policy) - {agent for _, agent in plan}
+        if waiting:
+            log.debug("callbacks wait for their owners", campaign=run.name, owners=sorted(waiting))
+        reserved: dict[int, tuple[str, uuid.UUID]] = {}
+        for cb, agent_id in plan:
+            attempt_id = uuid7()
+            try:
+                self.acd._apply(agent_id, st.Offered(str(attempt_id)))
+            except st.InvalidTransition:
+                continue
+            reserved[cb.id] = (agent_id, attempt_id)
+        if not reserved:
+            return 0
+        try:
+            claimed = await leads.claim_due_callbacks(self.db, run.name, run.config, now=now, limit=len(reserved),
+                                                      ids=list(reserved))
+        except BaseException:
+            for agent_id, attempt_id in reserved.values():
+                self._withdraw(agent_id, attempt_id, "callback not claimed")
+            raise
+        by_id = {c.id: c for c in claimed}
+        launched = 0
+        for cb_id, (agent_id, attempt_id) in reserved.items():
+            cb = by_id.get(cb_id)
+            if cb is None:  # listed, out of its window or taken meanwhile: the agent is free again
+                self._withdraw(agent_id, attempt_id, "callback no longer callable")
+                continue
+            try:
+                lead = await leads.lead_for_callback(self.db, cb)
+            except BaseException:
+                self._withdraw(agent_id, attempt_id, "callback lead unreadable")
+                await asyncio.shield(leads.release_callbacks(self.db, [cb.id], now=_utcnow()))
+                raise
+            attempt = AttemptState(lead, attempt_id, _utcnow(), self.now(), callback=cb, agent=agent_id)
+            run.attempts[attempt_id] = attempt
+            run.dialed += 1
+            log.info("dialling a scheduled callback", campaign=run.name, callback=cb.id, agent=agent_id,
+                     owner=cb.owner_agent, due=cb.due_local)
+            self._spawn(self.dial_with_agent(run, attempt, agent_id), f"callback:{cb.id}")
+            launched += 1
+        return launched
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _withdraw(self, agent_id: str, attempt_id: uuid.UUID, reason: str) -> None:
+        if self.acd.agents[agent_id].offer == str(attempt_id):
+            self.acd._apply(agent_id, st.OfferCancelled(str(attempt_id), reason))
+
+    async def dial_with_agent(self, run: CampaignRun, attempt: AttemptState, agent_id: str) -> None:
+        """Dial with ``agent_id`` already reserved (a callback, a preview call): no AMD (the agent hears a
+        machine and says so in the disposition); when the callee answers, the agent's phone rings at once."""
+        cfg = run.config
+        data: dict[str, Any] = {"did": attempt.lead.number, "campaign": run.name, "lead_id": attempt.lead.id or None,
+                                "agent": agent_id}
+        if attempt.callback is not None:
+            data["scheduled_callback"] = attempt.callback.id
+        try:
+            await self.runtime.place_call(
+                cfg.dial_string(attempt.lead.number), partial(self._answered_by, run, attempt, agent_id),
+                caller_id=cfg.caller_id_e164(), timeout=cfg.ring_timeout, call_id=attempt.attempt_id, data=data)
+        except OriginateFailed as exc:
+            self._withdraw(agent_id, attempt.attempt_id, "call not answered")
+            outcome = "busy" if exc.cause in _BUSY else "no_answer" if exc.cause in _NO_ANSWER else "failed"
+            await self._record(run, attempt, outcome, hangup_cause=exc.cause, agent_guaranteed=True)
+        except asyncio.CancelledError:
+            self._withdraw(agent_id, attempt.attempt_id, "shutdown")
+            if attempt.callback is not None:  # not dialled after all: it stays due, for its owner
+                run.attempts.pop(attempt.attempt_id, None)
+                await asyncio.shield(leads.release_callbacks(self.db, [attempt.callback.id], now=_utcnow()))
+            else:
+                await asyncio.shield(self._record(run, attempt, "failed", agent_guaranteed=True))
+            raise
+        except Exception:
+            log.exception("dial attempt failed", campaign=run.name, number=attempt.lead.number)
+            self._withdraw(agent_id, attempt.attempt_id, "call failed")
+            await self._record(run, attempt, "failed", agent_guaranteed=True)
+        finally:
+            self._wake.set()
+
+    async def _answered_by(self, run: CampaignRun, attempt: AttemptState, agent_id: str, call: Call) -> None:
+        """In the call's own task: the callee answered; the reserved agent's phone rings now."""
+        from callcore.acd.service import QueuedCaller
+
+        acd, cfg = self.acd, run.config
+        answered_at = _utcnow()
+        entry = QueuedCaller(call, cfg.queue or "", 0, acd.now(), dict(cfg.skills), assigned=agent_id,
+                             record=cfg.recording)
+        acd.waiting[entry.id] = entry  # entry.id == the attempt id: the agent's offer is this call
+        attempt.phase = "connected"
+        extra: dict[str, Any] = {"answered_at": answered_at,
+                                 "ring_seconds": (answered_at - attempt.started).total_seconds(),
+                                 "agent_guaranteed": True}
+        try:
+            await acd._serve_loop(entry, acd.config.queues[cfg.queue or ""])
+        finally:
+            if entry.agent is not None and entry.connected_at is not None:
+                extra.update(agent_id=entry.agent,
+                             connect_delay_seconds=round(entry.connected_at - entry.enqueued_at, 3),
+                             talk_seconds=round(acd.now() - entry.connected_at, 3))
+            await asyncio.shield(self._record(run, attempt, "human", **extra))
 
     # -- one attempt ------------------------------------------------------------------------------------
     def _launch(self, run: CampaignRun, lead: leads.Lead) -> None:
@@ -307,9 +484,10 @@ class DialerService:
     async def _record(self, run: CampaignRun, attempt: AttemptState, outcome: str, **extra: Any) -> None:
         attempt.phase = "done"
         run.attempts.pop(attempt.attempt_id, None)
+        # A callback of a bare number has a stand-in lead with id 0: no lead row to move on.
         record = leads.Attempt(number=attempt.lead.number, started_at=attempt.started, outcome=outcome,
-                               lead_id=attempt.lead.id, attempt_id=attempt.attempt_id, call_id=attempt.attempt_id,
-                               ended_at=_utcnow(), **extra)
+                               lead_id=attempt.lead.id or None, attempt_id=attempt.attempt_id,
+                               call_id=attempt.attempt_id, ended_at=_utcnow(), **extra)
         if run.ledger is not None and outcome in ("human", "abandoned"):
             abandoned = outcome == "abandoned" or (record.connect_delay_seconds or 0) > \
                 run.config.policy().agent_connect_seconds
@@ -320,6 +498,15 @@ class DialerService:
             await leads.record_attempt(self.db, run.name, run.config, record)
         except Exception:
             log.exception("could not record a dial attempt", campaign=run.name, attempt=str(attempt.attempt_id))
+        if attempt.callback is not None:
+            # Reached: the callback is done. Not reached: it is over too, and its lead goes on by the retry rules
+            # of the outcome (dialled again later like any lead, by any agent).
+            try:
+                await leads.finish_callback(self.db, attempt.callback.id, "done" if outcome == "human" else "failed",
+                                            now=_utcnow(), from_status="dialing")
+            except Exception:
+                log.exception("could not finish a scheduled callback", campaign=run.name,
+                              callback=attempt.callback.id)
 
 
 def _utcnow() -> datetime:

@@ -169,3 +169,13 @@ class IvrEventType:
     RECORDING = "ivr_recording"  # data: node, name, ok, duration_seconds
     FLOW_STARTED = "ivr_started"  # data: flow, version, language
     FLOW_ENDED = "ivr_ended"  # data: flow, outcome (queue|transfer|hangup|error), node, queue
+    SURVEY_STARTED = "survey_started"  # data: flow, queue, agent (the agent hung up first; the caller rates)
+    SURVEY_RESULT = "survey_result"  # data: flow, queue, agent, score (1-5, null: no answer)
+
+
+# A queue handler's outcome "survey:<flow>": the agent hung up first and the caller goes to that flow.
+SURVEY_OUTCOME_PREFIX = "survey:"
+# The call variables the post-call survey reads and writes (docs/ivr.md, docs/kpis.md).
+CSAT_VARIABLE = "csat"
+SURVEY_QUEUE_VARIABLE = "survey_queue"
+SURVEY_AGENT_VARIABLE = "survey_agent"

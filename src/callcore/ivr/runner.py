@@ -15,6 +15,10 @@ from callcore.calls.call import ALL_DIGITS, Call, OriginateFailed
 from callcore.events import utcnow
 from callcore.ivr import stepper
 from callcore.ivr.commands import (
+    CSAT_VARIABLE,
+    SURVEY_AGENT_VARIABLE,
+    SURVEY_OUTCOME_PREFIX,
+    SURVEY_QUEUE_VARIABLE,
     Collect,
     Collected,
     Command,
@@ -151,6 +155,8 @@ class FlowRunner:
             if outcome in ("no_agents", "no_answer") and not call.gone:
                 await call.play("sound:callcore/all-agents-busy", lang=self.flow.language)
                 await call.hangup()
+            if outcome.startswith(SURVEY_OUTCOME_PREFIX):
+                await self.survey(outcome[len(SURVEY_OUTCOME_PREFIX):])
             return Finished(outcome)
         if isinstance(cmd, Transfer):
             outcome = await connect(call, cmd.endpoint, cmd.ring_timeout, cmd.caller_id)
@@ -164,4 +170,24 @@ class FlowRunner:
             await call.hangup()
             return Finished("hung_up")
         raise TypeError(f"unknown IVR command {cmd!r}")
+
+    async def survey(self, name: str) -> None:
+        """The post-call survey (the agent hung up first, the ACD handed the caller over): run flow ``name`` of
+        this call's config version, then record its answer, the ``csat`` variable 1-5, as ``survey_result`` with
+        the queue and agent it rates (null score: no valid answer, e.g. the caller hung up)."""
+        call = self.call
+        flow = self.bundle.ivr.flows.get(name)
+        call.variables.pop(CSAT_VARIABLE, None)  # only an answer given in this survey counts
+        try:
+            if flow is None:  # validation prevents this; a reload does not change a live call's bundle
+                log.error("unknown survey flow; the caller is hung up", flow=name)
+                await call.hangup()
+            elif not call.gone:
+                await FlowRunner(call, flow, self.bundle, self.lookups, self.queue_handler).run()
+        finally:
+            score = call.variables.get(CSAT_VARIABLE, "").strip()
+            call.emit(IvrEventType.SURVEY_RESULT, {
+                "flow": name, "queue": call.variables.get(SURVEY_QUEUE_VARIABLE) or None,
+                "agent": call.variables.get(SURVEY_AGENT_VARIABLE) or None,
+                "score": int(score) if score in ("1", "2", "3", "4", "5") else None})
 

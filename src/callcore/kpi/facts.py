@@ -18,8 +18,9 @@ into state spans. docs/kpis.md defines every field; in short:
   time the segment's agent spent consulting (``consult_started`` → ``consult_ended``), inside the talk period;
   ``talk_seconds`` excludes it. **Wrap-up** comes from ``agent_events``: the agent's ``wrap_up`` row for the call
   to its next row (``as_of`` while none came).
-* **CSAT**: a ``variables_set`` event with ``csat`` = 1..5 on the call, or on a survey call whose variables name
-  the call in ``survey_of``.
+* **CSAT**: a ``survey_result`` event (the post-call survey: score 1..5, the queue and agent it rates) or a
+  ``variables_set`` event with ``csat`` = 1..5 on the call, or on a survey call whose variables name the call in
+  ``survey_of``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ PARTY_LEFT = "party_left"
 VH_REQUESTED = "virtual_hold_requested"
 VH_ATTEMPT = "virtual_hold_attempt"
 VH_FAILED = "virtual_hold_failed"
+SURVEY_RESULT = "survey_result"  # the post-call survey's answer, with the queue and agent it rates
 
 # The event types that place a call in a period (its segments, its IVR visit, its start).
 SELECTING_TYPES = (CALL_STARTED, QUEUED, OVERFLOW, IVR_STARTED)
@@ -187,6 +189,8 @@ class CallFacts:
     ivr_at: datetime | None = None
     ivr_outcome: str | None = None  # queue | transfer | hangup | error | abandoned | in_progress (None: no IVR)
     csat: int | None = None
+    csat_queue: str | None = None  # the queue and agent a post-call survey named (None: the last answered)
+    csat_agent: str | None = None
     segments: list[Segment] = field(default_factory=list)
     repeat: bool | None = None  # FCR: another inbound call from the same number within N days (None: not known)
 
@@ -197,6 +201,16 @@ class CallFacts:
     @property
     def last_answered(self) -> Segment | None:
         return next((s for s in reversed(self.segments) if s.answered), None)
+
+    @property
+    def rated_segment(self) -> Segment | None:
+        """The segment the CSAT answer rates: the last answered one of the survey's queue and agent, else the last
+        answered one."""
+        if self.csat_queue is not None:
+            for s in reversed(self.segments):
+                if s.answered and s.queue == self.csat_queue and (self.csat_agent is None or s.agent == self.csat_agent):
+                    return s
+        return self.last_answered
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -330,6 +344,12 @@ def _call_level(facts: CallFacts, ev: EventRow) -> None:
                 facts.csat = score  # the last answer wins
         if SURVEY_OF_VARIABLE in d:
             facts.survey_of = _uuid(d[SURVEY_OF_VARIABLE]) or facts.survey_of
+    elif t == SURVEY_RESULT:
+        score = csat_score(d.get("score"))
+        if score is not None:  # an unanswered survey (null score) is no answer
+            facts.csat = score
+            facts.csat_queue = str(d["queue"]) if d.get("queue") else None
+            facts.csat_agent = str(d["agent"]) if d.get("agent") else None
 
 
 def _attach_wraps(calls: dict[uuid.UUID, CallFacts], wraps: Iterable[WrapRow], as_of: datetime) -> None:
@@ -376,7 +396,7 @@ def _merge_callbacks(calls: dict[uuid.UUID, CallFacts]) -> None:
         seg.talk_open, seg.wrap_open, seg.transferred = cb.talk_open, cb.wrap_open, cb.transferred
         seg.left_at = cb.left_at
         if cb.answered and original.csat is None:
-            original.csat = facts.csat
+            original.csat, original.csat_queue, original.csat_agent = facts.csat, facts.csat_queue, facts.csat_agent
 
 
 def _attach_surveys(calls: dict[uuid.UUID, CallFacts]) -> None:

@@ -120,11 +120,12 @@ def queue_stats(f: Folded) -> dict[tuple[str, int], QueueStats]:
             i = f.index.find(seg.offered_at)
             if i is not None:
                 get(seg.queue, i).add_segment(seg)
-        first, last = call.first_answered, call.last_answered
+        first = call.first_answered
         if first is not None and (i := f.index.find(first.offered_at)) is not None:
             get(first.queue, i).add_fcr(call)
-        if last is not None and call.csat is not None and (i := f.index.find(last.offered_at)) is not None:
-            get(last.queue, i).add_csat(call.csat)
+        rated = call.rated_segment
+        if rated is not None and call.csat is not None and (i := f.index.find(rated.offered_at)) is not None:
+            get(rated.queue, i).add_csat(call.csat)
     for (queue, i), st in stats.items():
         members = s.queue_agents.get(queue, frozenset())
         for agent in members:
@@ -152,12 +153,13 @@ def agent_stats(f: Folded) -> dict[tuple[str, int], AgentStats]:
                 get(agent, i).no_answers += 1
             if seg.answered and seg.agent:
                 get(seg.agent, i).add_handle(seg)
-        first, last = call.first_answered, call.last_answered
+        first = call.first_answered
         if first is not None and first.agent and (i := f.index.find(first.offered_at)) is not None:
             get(first.agent, i).add_fcr(call)
-        if last is not None and last.agent and call.csat is not None \
-                and (i := f.index.find(last.offered_at)) is not None:
-            get(last.agent, i).add_csat(call.csat)
+        rated = call.rated_segment
+        if rated is not None and rated.agent and call.csat is not None \
+                and (i := f.index.find(rated.offered_at)) is not None:
+            get(rated.agent, i).add_csat(call.csat)
     for (agent, i), t in f.agent_time.items():
         st = get(agent, i)
         for name in ("ready_seconds", "reserved_seconds", "on_call_seconds", "wrap_up_state_seconds",

@@ -573,6 +573,21 @@ async def schedule_callback(
     return cb
 
 
+def _callbacks_where(campaign: CampaignConfig) -> str:
+    """Due callbacks that may be dialled at $2: callable now in the callee's zone(s) ($3), on no active do-not-call
+    entry, owned by one of the agents $5 (NULL: anyone) or by nobody, among the ids $6 (NULL: all)."""
+    zone_clause = "(l.id IS NULL AND c.timezone = ANY($3::text[]) OR " + _zone_clause(campaign, "$3") + ")"
+    return f"""
+        c.campaign = $1 AND c.status = 'pending' AND c.due_at <= $2
+          AND {zone_clause}
+          AND ($5::text[] IS NULL OR c.owner_agent IS NULL OR c.owner_agent = ANY($5::text[]))
+          AND ($6::bigint[] IS NULL OR c.id = ANY($6::bigint[]))
+          AND NOT EXISTS (
+            SELECT 1 FROM dnc_entries d
+            WHERE d.number = c.number AND d.removed_at IS NULL AND (d.campaign IS NULL OR d.campaign = $1)
+              AND (d.expires_at IS NULL OR d.expires_at > $2))"""
+
+
 async def claim_due_callbacks(
     db: Queryable,
     campaign_name: str,
@@ -581,27 +596,23 @@ async def claim_due_callbacks(
     now: datetime,
     limit: int,
     agents: list[str] | None = None,
+    ids: list[int] | None = None,
 ) -> list[Callback]:
     """Due callbacks that may be dialled now (calling windows and do-not-call checked; the 72 h rule is not:
     the callee asked for the call, and an agent is reserved for it), earliest first, marked ``dialing``.
-    ``agents``: the agents available now; a callback owned by another agent waits for its owner (None: any)."""
+    ``agents``: the agents available now; a callback owned by another agent waits for its owner (None: any).
+    ``ids``: only these callbacks (the dialer decided which, see ``callcore.dialer.callbacks``); a callback that
+    is no longer callable (listed meanwhile, claimed by another dialer) is left out."""
     if limit <= 0:
         return []
     zones = _callable_zone_list(campaign, now)
     if not zones:
         return []
-    zone_clause = "(l.id IS NULL AND c.timezone = ANY($3::text[]) OR " + _zone_clause(campaign, "$3") + ")"
     rows = await db.fetch(
         f"""
         WITH picked AS (
             SELECT c.id FROM scheduled_callbacks c LEFT JOIN leads l ON l.id = c.lead_id
-            WHERE c.campaign = $1 AND c.status = 'pending' AND c.due_at <= $2
-              AND {zone_clause}
-              AND ($5::text[] IS NULL OR c.owner_agent IS NULL OR c.owner_agent = ANY($5::text[]))
-              AND NOT EXISTS (
-                SELECT 1 FROM dnc_entries d
-                WHERE d.number = c.number AND d.removed_at IS NULL AND (d.campaign IS NULL OR d.campaign = $1)
-                  AND (d.expires_at IS NULL OR d.expires_at > $2))
+            WHERE {_callbacks_where(campaign)}
             ORDER BY c.due_at, c.id
             LIMIT $4
             FOR UPDATE OF c SKIP LOCKED
@@ -609,17 +620,69 @@ async def claim_due_callbacks(
         UPDATE scheduled_callbacks SET status = 'dialing', updated_at = $2 FROM picked
         WHERE scheduled_callbacks.id = picked.id RETURNING scheduled_callbacks.*
         """,
-        campaign_name, now, zones, limit, agents,
+        campaign_name, now, zones, limit, agents, ids,
     )
     return sorted((_callback(r) for r in rows), key=lambda c: (c.due_at, c.id))
 
 
-async def finish_callback(db: Queryable, callback_id: int, status: str, *, now: datetime) -> None:
-    """``done`` (the call happened), ``failed`` (gave up), ``cancelled``, or ``pending`` (try again later)."""
+async def due_callbacks(
+    db: Queryable, campaign_name: str, campaign: CampaignConfig, *, now: datetime, limit: int = 100,
+) -> list[Callback]:
+    """What :func:`claim_due_callbacks` could claim now, without claiming: the dialer decides who takes which
+    (``callcore.dialer.callbacks``) before it claims them by id."""
+    zones = _callable_zone_list(campaign, now)
+    if not zones or limit <= 0:
+        return []
+    rows = await db.fetch(
+        f"""SELECT c.* FROM scheduled_callbacks c LEFT JOIN leads l ON l.id = c.lead_id
+        WHERE {_callbacks_where(campaign)} ORDER BY c.due_at, c.id LIMIT $4""",
+        campaign_name, now, zones, limit, None, None,
+    )
+    return [_callback(r) for r in rows]
+
+
+async def release_callbacks(db: Queryable, callback_ids: list[int], *, now: datetime) -> int:
+    """Give claimed callbacks that were not dialled back (``dialing`` → ``pending``, still due, same owner)."""
+    status = await db.execute(
+        "UPDATE scheduled_callbacks SET status = 'pending', updated_at = $2 "
+        "WHERE id = ANY($1::bigint[]) AND status = 'dialing'", callback_ids, now)
+    return int(status.split()[-1])
+
+
+async def recover_callback_claims(db: Queryable, campaign_name: str, *, now: datetime,
+                                  keep: list[int] | None = None) -> int:
+    """After a crash: callbacks left ``dialing`` by a process that is gone go back to ``pending``. ``keep``: the
+    ones this process is dialling now (only one process dials a campaign: the HA leader)."""
+    status = await db.execute(
+        "UPDATE scheduled_callbacks SET status = 'pending', updated_at = $2 WHERE campaign = $1 "
+        "AND status = 'dialing' AND NOT (id = ANY($3::bigint[]))", campaign_name, now, keep or [])
+    return int(status.split()[-1])
+
+
+async def lead_for_callback(db: Queryable, callback: Callback) -> Lead:
+    """The lead a callback calls back; a callback of a bare number gets a stand-in lead (id 0: no lead row, so
+    its attempts are stored without a lead)."""
+    if callback.lead_id is not None:
+        lead = await get_lead(db, callback.lead_id)
+        if lead is not None:
+            return lead
+    return Lead(id=0, campaign=callback.campaign, number=callback.number, timezone=callback.timezone,
+                timezones=(callback.timezone,), tz_source="campaign", name=None, fields={}, status="callback",
+                priority=0, attempts=0, last_outcome=None, last_attempt_at=None, next_attempt_at=callback.due_at,
+                disposition=None, source_line=None)
+
+
+async def finish_callback(db: Queryable, callback_id: int, status: str, *, now: datetime,
+                          from_status: str | None = None) -> bool:
+    """``done`` (the call happened), ``failed`` (gave up), ``cancelled``, or ``pending`` (try again later).
+    ``from_status``: only if the callback is in that status (the dialer finishes the ``dialing`` one it dialled,
+    not one an agent's new disposition replaced meanwhile). Returns whether it changed."""
     if status not in ("pending", "done", "failed", "cancelled"):
         raise ValueError(f"bad callback status {status!r}")
-    await db.execute("UPDATE scheduled_callbacks SET status = $2, updated_at = $3 WHERE id = $1",
-                     callback_id, status, now)
+    result = await db.execute(
+        "UPDATE scheduled_callbacks SET status = $2, updated_at = $3 WHERE id = $1 "
+        "AND ($4::text IS NULL OR status = $4)", callback_id, status, now, from_status)
+    return result.split()[-1] != "0"
 
 
 async def callbacks_of(db: Queryable, campaign_name: str, *, status: str = "pending") -> list[Callback]:
@@ -753,16 +816,20 @@ __all__ = [
     "claim_due_callbacks",
     "claim_due_leads",
     "current_abandon_rate",
+    "due_callbacks",
     "due_leads",
     "finish_callback",
     "first_attempt_at",
     "get_lead",
     "lead_by_number",
+    "lead_for_callback",
     "lead_counts",
     "may_dial",
     "record_attempt",
     "recently_abandoned",
+    "recover_callback_claims",
     "recover_claims",
+    "release_callbacks",
     "release_leads",
     "schedule_callback",
     "set_disposition",

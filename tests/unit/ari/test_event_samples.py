@@ -60,3 +60,32 @@ def test_given_an_event_type_callcore_does_not_model_then_it_is_an_unknown_event
     e = ev.parse_event({"type": "ChannelToneDetected", "channel": {"id": "1"}, "application": "callcore"})
     assert isinstance(e, ev.UnknownEvent) and e.body["channel"] == {"id": "1"}
     assert e.routing_key == ""
+
+
+def test_given_recorded_frames_as_text_then_the_one_pass_parser_gives_the_same_events_as_parse_event():
+    for line in SAMPLES.read_text().splitlines():
+        assert ev.parse_event_json(line) == ev.parse_event(json.loads(line))
+
+
+@pytest.mark.parametrize("text", [
+    '{"type": "StasisStart"}',  # a known type without its channel
+    '{"type": "ChannelDtmfReceived", "channel": {"id": "1"}}',
+    '{"no": "type"}',
+    '["a", "list"]',
+])
+def test_given_a_broken_frame_as_text_then_it_is_malformed_as_before(text):
+    with pytest.raises(ev.MalformedEvent) as fast:
+        ev.parse_event_json(text)
+    with pytest.raises(ev.MalformedEvent) as before:
+        ev.parse_event(json.loads(text))
+    assert str(fast.value) == str(before.value)
+
+
+def test_given_text_that_is_not_json_then_the_one_pass_parser_raises_the_json_error():
+    with pytest.raises(json.JSONDecodeError):
+        ev.parse_event_json('{"type": "StasisStart",')
+
+
+def test_given_an_unknown_event_type_as_text_then_it_is_an_unknown_event_with_its_body():
+    e = ev.parse_event_json('{"type": "ChannelToneDetected", "channel": {"id": "1"}, "application": "callcore"}')
+    assert isinstance(e, ev.UnknownEvent) and e.body["channel"] == {"id": "1"} and e.application == "callcore"

@@ -19,7 +19,7 @@ def test_given_the_shipped_example_when_loaded_then_it_is_valid():
     # Every sound the example plays is one of callcore's prompts (or Asterisk's digits/numbers).
     config = load_config(REPO / "config" / "callcore.yaml", known_sounds=prompts.prompt_names())
     assert config.inbound.dids["1000"] == "telco" and config.inbound.default_flow == "telco"
-    assert set(config.flows) == {"telco"} and "office" in config.schedules
+    assert set(config.flows) == {"telco", "survey"} and "office" in config.schedules  # survey: post-call CSAT
     assert config.state_dir == (REPO / ".state").resolve()
     assert len(config.version) == 12 and config.warnings == []
 
