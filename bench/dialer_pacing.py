@@ -16,8 +16,9 @@ dial ratio found offline with hindsight, counted as VICIdial's RATIO counts line
 call): the largest level whose abandonment stays within 3 % over the shift on every seed; (c') the same search
 with the "ready agents only" line count, a stronger baseline, also under the pacer's own requirement (every hour
 after the first within 3 % too); (d) callcore's pacer (``callcore.dialer.Pacer`` with default settings and its
-online estimators, starting from generic priors, ledger with a 1-hour control window). For the drift scenario,
-(d15) is the pacer with a 15-minute control window as well.
+online estimators, starting from generic priors, ledger with a 1-hour control window; its 15-minute rate guard
+is part of the default law). For the drift scenario, (d15) is the pacer with a 15-minute control window in the
+ledger as well (a hard 15-minute budget, for comparison).
 
 Goals: (d) within 3 % over every shift and in every clock hour after the first; (d)/(b) >= 1.15 and (d)/(c) >=
 1.03 on utilization; drift: the worst 15-minute window after the first hour, pooled over the seeds, <= 2 %.
@@ -234,9 +235,10 @@ def main() -> int:
         if n == DRIFT:
             for tag, res in (("(d)", d), ("(d15)", rn.get(DRIFT15, ("pacer",)))):
                 pq = pooled_worst_quarter(res)
+                runs = ", ".join(f"{100 * res[s]['worst_q']:.1f}" for s in sorted(res))
                 print(f"drift {tag}: worst 15-minute window after the first hour, pooled over the seeds: "
                       f"{100 * pq:.2f} % {verdict(pq <= DRIFT_QUARTER_GOAL)} (<= {100 * DRIFT_QUARTER_GOAL:.0f} %); "
-                      f"utilization {util(res):.3f}")
+                      f"single runs {runs} %; utilization {util(res):.3f}")
         summary.append((n, util(prog), ub, uc, uc2, ud, rb, bound / ub, rc, rc2,
                         max(m["ab"] for m in d.values()), max(m["worst_h"] for m in d.values())))
 

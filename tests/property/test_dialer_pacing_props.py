@@ -3,7 +3,8 @@
 - never more calls in flight than allowed (line cap, leads), never a negative count;
 - nothing when ``may_dial`` is false, no agent is logged in or none can take a call;
 - never below the progressive floor when dialling is allowed; exactly progressive when the budget is exhausted;
-- fewer (or as many) calls as the window's abandons grow; deterministic;
+- fewer (or as many) calls as the window's abandons grow, or with one more recent abandon (the rate guard);
+  deterministic;
 - in the simulator, over many seeds: the policy window's budget is never overspent after the first hour, no hour
   after the first is over the limit, the line cap holds, and nothing is dialled while closed.
 """
@@ -47,7 +48,8 @@ def budgets(draw: st.DrawFn) -> Budget:
     hour_live = draw(st.floats(0, 600))
     hour_ab = draw(st.floats(0, 0.06)) * hour_live
     control = (WindowCounts(3600.0, hour_live, hour_ab),) if draw(st.booleans()) else ()
-    return Budget(0.03, WindowCounts(86400.0, live, ab), control)
+    ages = sorted(draw(st.lists(st.floats(0, 3600), max_size=4)))
+    return Budget(0.03, WindowCounts(86400.0, live, ab), control, tuple((a, 1.0) for a in ages))
 
 
 @st.composite
@@ -103,10 +105,20 @@ def test_pacer_invariants(snap: PacingSnapshot, model: TrafficModel | None, cfg:
 @given(snapshots(), st.sampled_from(MODELS), st.floats(0.5, 10.0))
 def test_more_abandons_never_mean_more_calls(snap: PacingSnapshot, model: TrafficModel, extra: float) -> None:
     b = snap.budget
-    worse = Budget(b.limit, dataclasses.replace(b.window, abandons=b.window.abandons + extra),
-                   tuple(dataclasses.replace(w, abandons=w.abandons + extra) for w in b.control))
+    worse = dataclasses.replace(b, window=dataclasses.replace(b.window, abandons=b.window.abandons + extra),
+                                control=tuple(dataclasses.replace(w, abandons=w.abandons + extra) for w in b.control))
     p = Pacer()
     assert p.decide(0.0, dataclasses.replace(snap, budget=worse), model).launch <= p.decide(0.0, snap, model).launch
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshots(), st.sampled_from(MODELS), st.floats(0, 1800))
+def test_a_recent_abandon_never_means_more_calls(snap: PacingSnapshot, model: TrafficModel, age: float) -> None:
+    b = snap.budget
+    recent = tuple(sorted(b.recent_abandons + ((age, 1.0),)))
+    worse = dataclasses.replace(snap, budget=dataclasses.replace(b, recent_abandons=recent))
+    p = Pacer()
+    assert p.decide(0.0, worse, model).launch <= p.decide(0.0, snap, model).launch
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)  # a statistical property: the same seeds every run

@@ -22,6 +22,7 @@ Presets (:data:`PRESETS`):
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -110,11 +111,14 @@ class WindowCounts:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """What the pacer sees of the ledger: the policy window and the control windows (shortest first)."""
+    """What the pacer sees of the ledger: the policy window, the control windows (shortest first) and the recent
+    abandons as ``(age in seconds, amount)``, newest first (amounts are 1, or a share for estimated AMD false
+    positives), over the ledger's ``recent_seconds``."""
 
     limit: float
     window: WindowCounts
     control: tuple[WindowCounts, ...] = ()
+    recent_abandons: tuple[tuple[float, float], ...] = ()
 
     @property
     def remaining(self) -> float:
@@ -140,11 +144,18 @@ class AbandonLedger:
     """Live answers and abandons of one campaign in sliding windows: the policy's, plus ``control_windows``.
 
     An event at time ``t`` is inside a window of length ``w`` at ``now`` while ``now - t < w``. Recording is O(1)
-    and queries are O(1) amortised (each event enters and leaves each window once).
+    and queries are O(1) amortised (each event enters and leaves each window once). The abandons of the last
+    ``recent_seconds`` are also kept one by one (:attr:`Budget.recent_abandons`): the pacer's rate guard reads
+    their ages.
     """
 
-    def __init__(self, policy: AbandonPolicy, control_windows: Iterable[float] = ()) -> None:
+    def __init__(self, policy: AbandonPolicy, control_windows: Iterable[float] = (), *,
+                 recent_seconds: float = HOUR) -> None:
+        if not recent_seconds >= 0:
+            raise ValueError("recent_seconds must be >= 0")
         self.policy = policy
+        self.recent_seconds = float(recent_seconds)
+        self._recent: deque[tuple[float, float]] = deque()  # (time, amount) of each abandon, oldest first
         ctl = sorted({float(s) for s in control_windows})
         if any(s <= 0 for s in ctl):
             raise ValueError("control windows must be > 0 seconds")
@@ -164,6 +175,9 @@ class AbandonLedger:
         if now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
         self._now = now
+        recent = self._recent
+        while recent and now - recent[0][0] >= self.recent_seconds:
+            recent.popleft()
         for w in self._all:
             i = w.start - self._base
             while i < len(self._t) and now - self._t[i] >= w.seconds:
@@ -186,6 +200,8 @@ class AbandonLedger:
         for w in self._all:
             w.live += live
             w.abandons += abandons
+        if abandons > 0 and self.recent_seconds > 0:
+            self._recent.append((now, abandons))
 
     def record_live(self, now: float, *, abandoned: bool, number: str | None = None) -> None:
         """A live person answered; ``abandoned``: no agent within the connect limit (see :func:`is_abandoned`)."""
@@ -236,7 +252,8 @@ class AbandonLedger:
         """The snapshot the pacer takes."""
         self._advance(now)
         ctl = tuple(WindowCounts(c.seconds, max(0.0, c.live), max(0.0, c.abandons)) for c in self._control)
-        return Budget(self.policy.limit, self.counts(now), ctl)
+        ages = tuple((now - t, a) for t, a in reversed(self._recent))
+        return Budget(self.policy.limit, self.counts(now), ctl, ages)
 
     def redial_allowed(self, number: str, now: float) -> bool:
         """False while ``number`` is inside its no-redial period after an abandoned call (Ofcom: 72 h)."""

@@ -17,7 +17,11 @@ in short:
 4. Budget: extra calls are added one by one while (a) the abandons each adds, per live answer it brings, stay
    under a threshold, and (b) the expected abandons in flight fit in the *stock*: what the policy window and the
    longest control window may still absorb at the cap (a little under the limit), less a reserve. The threshold
-   tapers to zero with the stock, so the pacer slides back to progressive as the budget runs out.
+   tapers to zero with the stock, so the pacer slides back to progressive as the budget runs out, and with a
+   15-minute rate guard (a token bucket read from the ages of the recent abandons), so that abandons are spent at
+   the cap's pace rather than in clusters.
+5. The count of live answers to come is taken as more dispersed than a binomial one (``dispersion``): its upper
+   tail, several answers in the same seconds, is what makes bursts of abandons.
 """
 
 from __future__ import annotations
@@ -79,6 +83,14 @@ class PacerConfig:
     """Seconds a live answer may wait for an agent (the policy's connect limit)."""
     min_attempts: int = 40
     """Warm-up: progressive until this many attempts of the campaign have resolved."""
+    dispersion: float = 1.5
+    """The variance of the live answers to come is taken as this x the binomial one: their count has a heavier
+    upper tail than the normal approximation (many rare events), and that tail is a burst of abandons."""
+    guard_window: float = 900.0
+    """Rate guard (0: off): abandons in any stretch of at least this many seconds should stay within the cap of
+    the live answers expected in it; the threshold tapers as recent abandons use that up."""
+    guard_share: float = 0.5
+    """Of the guard window's allowance, this share refills steadily; the rest may be spent at once."""
     grid: tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 0.95, 0.99)
     """Look-ahead points: these quantiles of the time from dial to live answer."""
 
@@ -89,6 +101,8 @@ class PacerConfig:
             raise ValueError("need marginal_factor >= 0, 0 < taper <= 1, 0 <= margin < 1")
         if self.reserve < 0 or self.connect_grace < 0 or not self.grid:
             raise ValueError("need reserve >= 0, connect_grace >= 0 and a grid")
+        if not (self.dispersion >= 1.0 and self.guard_window >= 0 and 0.0 < self.guard_share < 1.0):
+            raise ValueError("need dispersion >= 1, guard_window >= 0, 0 < guard_share < 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +165,7 @@ class _Tables:
 class _Outlook:
     """Expected live answers against free agents on the grid; ``risk(n)``: expected abandons with ``n`` more."""
 
-    def __init__(self, snap: PacingSnapshot, t: _Tables) -> None:
+    def __init__(self, snap: PacingSnapshot, t: _Tables, dispersion: float = 1.0) -> None:
         nj = len(t.taus)
         d_mean, d_var = [0.0] * nj, [0.0] * nj  # live answers by tau_j (calls ringing)
         s_mean = [float(snap.agents_ready - snap.inbound_waiting - snap.answered_waiting)] * nj
@@ -179,12 +193,12 @@ class _Outlook:
         for j in range(nj):
             self.lam0.append(d_mean[j] - pm)
             self.mid0.append(0.5 * (pm + d_mean[j]) - s_mean[j] + 0.5)  # + 0.5: continuity correction
-            self.var0.append(0.5 * (pv + d_var[j]) + s_var[j] + 0.25)  # + 0.25: smooth when all is near-certain
+            self.var0.append(dispersion * 0.5 * (pv + d_var[j]) + s_var[j] + 0.25)  # + 0.25: smooth
             g = t.new_live[j]
             self.lam1.append(g - pg)
             c = 0.5 * (pg + g)
             self.mid1.append(c)
-            self.var1.append(c * (1.0 - c))
+            self.var1.append(dispersion * c * (1.0 - c))
             pm, pv, pg = d_mean[j], d_var[j], g
 
     def risk(self, n: int) -> float:
@@ -212,7 +226,8 @@ class Pacer:
         cap, less the reserve (``live_per_second``, a bound on the live answers to come, caps a control window's
         live count: when agents log out, the window will hold fewer once the old answers have left it).
         Threshold: ``marginal_factor`` x the limit while the stock is at least ``taper`` x that window's whole
-        allowance, falling linearly to 0 with the stock.
+        allowance, falling linearly to 0 with the stock; and times the rate guard's level / its bucket size (see
+        :meth:`guard_level`; the guard's allowance is the cap x ``live_per_second`` x ``guard_window``).
         """
         cfg = self.config
         cap = budget.limit * (1.0 - cfg.margin)
@@ -227,7 +242,24 @@ class Pacer:
         stock -= cfg.reserve
         band = cfg.taper * allowed
         scale = 1.0 if stock >= band else max(0.0, stock / band) if band > 0 else 0.0
+        if cfg.guard_window > 0 and math.isfinite(live_per_second):
+            allowance = cap * live_per_second * cfg.guard_window  # abandons the guard window may hold
+            burst = (1.0 - cfg.guard_share) * allowance
+            level = self.guard_level(budget, cfg.guard_share * allowance / cfg.guard_window, burst)
+            scale = min(scale, max(0.0, level / burst)) if burst > 0 else 0.0
         return cfg.marginal_factor * budget.limit * scale, stock
+
+    @staticmethod
+    def guard_level(budget: Budget, rate: float, burst: float) -> float:
+        """A token bucket read from the recent abandons: ``burst`` tokens at most, refilled at ``rate`` per second,
+        one spent per abandon. Equivalently, the least over the stretches ending now of ``burst + rate x length -
+        abandons in it``: what may still be spent with every stretch within its allowance (< 0: overspent)."""
+        level = burst
+        spent = 0.0
+        for age, amount in budget.recent_abandons:  # newest first
+            spent += amount
+            level = min(level, burst + rate * age - spent)
+        return level
 
     def decide(self, now: float, snap: PacingSnapshot, model: TrafficModel | None) -> Decision:
         """Calls to launch at ``now`` (the snapshot's elapsed times are as of ``now``)."""
@@ -255,7 +287,7 @@ class Pacer:
         t = self._tables
         if t is None or t.model is not model:
             t = self._tables = _Tables(model, cfg)
-        outlook = _Outlook(snap, t)
+        outlook = _Outlook(snap, t, cfg.dispersion)
         per_call = threshold * t.new_live[-1]  # abandons one more call may add
         n = progressive
         r = outlook.risk(n)

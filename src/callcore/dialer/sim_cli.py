@@ -130,6 +130,7 @@ def _summary(label: str, results: list[Any]) -> dict[str, Any]:
         "abandoned": sum(r.abandon_rate for r in results) / n,
         "abandoned_worst_run": max(r.abandon_rate for r in results),
         "worst_hour_after_first": max(r.worst_hour_rate for r in results),
+        "worst_15min_after_first_hour": max(r.worst_quarter_rate for r in results),
         "connects_per_agent_hour": sum(r.connects_per_agent_hour for r in results) / n,
     }
 
@@ -166,14 +167,14 @@ def cmd_sim_dialer(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.agents} agents, answer rate {args.answer_rate:g}, talk {args.talk:g} s (cv {args.talk_cv:g}), "
           f"wrap-up {args.wrap:g} s, {args.hours:g} h, preset {args.preset}, seeds {seeds[0]}..{seeds[-1]}")
-    head = f"{'policy':48} {'util':>6} {'occup':>6} {'aband':>7} {'worst run':>9} {'worst h':>8} {'conn/ag-h':>9}"
+    head = f"{'policy':48} {'util':>6} {'occup':>6} {'aband':>7} {'worst run':>9} {'worst h':>8} {'worst 15m':>9} {'conn/ag-h':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['policy']:48} {r['utilization']:6.3f} {r['occupancy']:6.3f} {100 * r['abandoned']:6.2f}% "
               f"{100 * r['abandoned_worst_run']:8.2f}% {100 * r['worst_hour_after_first']:7.2f}% "
-              f"{r['connects_per_agent_hour']:9.2f}")
+              f"{100 * r['worst_15min_after_first_hour']:8.2f}% {r['connects_per_agent_hour']:9.2f}")
     print("utilization = talk time / logged-in time; occupancy = (talk + wrap-up) / logged-in time; "
-          "abandoned = no agent within 2 s of a live answer, per live answer; worst h: worst clock hour after "
-          "the first.")
+          "abandoned = no agent within 2 s of a live answer, per live answer; worst h / worst 15m: worst clock "
+          "hour / 15 minutes after the first hour, over the runs.")
     return 0

@@ -127,6 +127,23 @@ def test_budget_snapshot() -> None:
     assert b.remaining == pytest.approx(0.03 * 2 - 1)
 
 
+def test_budget_lists_recent_abandons_newest_first() -> None:
+    led = AbandonLedger(PRESETS["us_ftc"], control_windows=[3600.0], recent_seconds=1000.0)
+    led.record_live(0.0, abandoned=True)
+    led.record_live(10.0, abandoned=False)
+    led.record_live(500.0, abandoned=True)
+    assert led.budget(600.0).recent_abandons == ((100.0, 1.0), (600.0, 1.0))
+    assert led.budget(1200.0).recent_abandons == ((700.0, 1.0),)  # the first one is older than 1000 s
+    assert led.budget(1500.0).recent_abandons == ()
+    uk = AbandonLedger(preset("uk_ofcom", amd_false_positive_rate=0.2))
+    uk.record_amd_machine(5.0)  # an estimated fifth of an abandon
+    assert uk.budget(6.0).recent_abandons == ((1.0, pytest.approx(0.2)),)
+    assert AbandonLedger(PRESETS["us_ftc"], recent_seconds=0).budget(1.0).recent_abandons == ()
+    with pytest.raises(ValueError):
+        AbandonLedger(PRESETS["us_ftc"], recent_seconds=-1.0)
+    assert Budget.empty().recent_abandons == ()
+
+
 def test_ledger_matches_brute_force_over_many_events() -> None:
     rng = random.Random(7)
     led = AbandonLedger(AbandonPolicy(window_seconds=500.0), control_windows=[60.0])

@@ -132,8 +132,53 @@ def test_allowance() -> None:
     assert fewer == pytest.approx(0.027 * 200 - 1.5)
 
 
+def test_guard_level_is_a_token_bucket_over_the_recent_abandons() -> None:
+    def level(*recent: tuple[float, float]) -> float:
+        return Pacer.guard_level(dataclasses.replace(budget(), recent_abandons=recent), 0.001, 1.0)
+
+    assert level() == 1.0  # nothing recent: the whole burst allowance
+    assert level((100.0, 1.0)) == pytest.approx(0.1)  # one abandon 100 s ago, refilled at 0.001/s
+    assert level((2000.0, 1.0)) == 1.0  # refilled long ago (the bucket holds 1 at most)
+    assert level((10.0, 1.0), (20.0, 1.0)) == pytest.approx(1.0 + 0.02 - 2.0)  # a burst: overspent
+    assert level((10.0, 1.0), (1500.0, 1.0)) == pytest.approx(0.01)  # the older one had refilled
+    assert level((10.0, 1.0), (900.0, 1.0)) == pytest.approx(-0.1)  # not yet: 0.89 refilled before the newer
+    assert level((10.0, 0.25)) == pytest.approx(0.76)  # estimated AMD false positives count by their share
+
+
+def test_rate_guard_tapers_the_threshold_after_recent_abandons() -> None:
+    p = Pacer()
+    live = 20 / 210  # live answers per second the agents can take
+    full, stock = p.allowance(budget(), live)
+    assert full == pytest.approx(1.2 * 0.03)
+    fresh = dataclasses.replace(budget(hour_abandons=1), recent_abandons=((30.0, 1.0),))
+    threshold, same_stock = p.allowance(fresh, live)
+    assert 0 < threshold < 0.2 * full  # just after an abandon: the 15-minute allowance is nearly used up
+    assert same_stock == pytest.approx(stock - 1)  # the guard limits the threshold, not the stock
+    later = dataclasses.replace(fresh, recent_abandons=((600.0, 1.0),))
+    assert threshold < p.allowance(later, live)[0] < full  # it refills steadily
+    burst = dataclasses.replace(fresh, recent_abandons=((5.0, 1.0), (6.0, 1.0)))
+    assert p.allowance(burst, live)[0] == 0.0
+    d = decide(snap(agents_ready=1, budget=burst))
+    assert (d.launch, d.reason) == (1, "budget")
+    assert decide(snap(budget=fresh)).launch <= decide(snap()).launch
+    off = Pacer(PacerConfig(guard_window=0.0))
+    assert off.allowance(burst, live)[0] == pytest.approx(full)
+    assert Pacer().allowance(burst)[0] == pytest.approx(full)  # no live-rate bound given: no guard
+
+
+def test_dispersion_makes_crowded_outlooks_riskier() -> None:
+    crowded = snap(agents_ready=3, wrapping=(25.0,), ringing=tuple(float(k % 12) for k in range(36)))
+    plain = decide(crowded, dispersion=1.0)
+    wide = decide(crowded, dispersion=1.5)
+    assert wide.launch <= plain.launch
+    n = plain.launch
+    s = dataclasses.replace(crowded, ringing=crowded.ringing + (0.0,) * n)
+    assert decide(s, dispersion=1.5).risk >= decide(s, dispersion=1.0).risk
+
+
 @pytest.mark.parametrize("kw", [{"max_lines_per_agent": 0.5}, {"taper": 0.0}, {"margin": 1.0}, {"reserve": -1},
-                                {"grid": ()}])
+                                {"grid": ()}, {"dispersion": 0.5}, {"guard_window": -1.0}, {"guard_share": 1.0},
+                                {"guard_share": 0.0}])
 def test_config_validation(kw: dict) -> None:
     with pytest.raises(ValueError):
         PacerConfig(**kw)
