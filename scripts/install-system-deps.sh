@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages callcore's sandbox and tests need (espeak-ng + sox render the
-# voice prompts, see docs/prompts.md). Extra package names as arguments (e.g. tshark for the benchmarks).
+# voice prompts, see docs/prompts.md; kamailio balances calls over two sandbox nodes in the scale-out
+# test, docs/scaling.md). Extra package names as arguments (e.g. tshark for the benchmarks).
 # Idempotent; quiet when all are present.
 set -euo pipefail
 need=()
-for pkg in debootstrap sip-tester tcpdump espeak-ng sox chromium "$@"; do
+for pkg in debootstrap sip-tester tcpdump espeak-ng sox chromium kamailio "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -14,6 +14,7 @@ import structlog
 from callcore.acd.service import AcdService
 from callcore.dialer.preview import PreviewDialer
 from callcore.dialer.service import DialerService
+from callcore.acd.callback_guard import CallbackGuard
 from callcore.acd.click_to_call import ClickToCall
 from callcore.acd.web_callbacks import WebCallbacks
 from callcore.api.health import database_check
@@ -136,7 +137,11 @@ class CallcoreApp:
             if agent.login_at_start and self.acd.agents[agent_id].state == "logged_out":
                 self.acd.login(agent_id)
         # One ARI connection and call runtime per Asterisk node; the services see them as one (calls.nodes).
-        router = make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler)
+        # Callback destinations (virtual hold, IVR callback nodes) pass the same toll-fraud policy and DNC check
+        # as POST /callbacks.
+        self.dnc = PgDncStore(self.pool)
+        router = make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler,
+                             dnc=self.dnc)
         self.links = []
         for node in cfg.ari.all_nodes():
             ari = AriClient(node.url, node.username or cfg.ari.username,
@@ -155,6 +160,7 @@ class CallcoreApp:
         self.ari, self.stream = self.links[0].ari, self.links[0].stream
         self.streams = {link.name: link.stream for link in self.links}
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
+        self.acd.callback_guard = CallbackGuard(cfg.callbacks, self.dnc)
         self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
         self.dialer: DialerService | None = None
         if cfg.campaigns:
@@ -196,7 +202,7 @@ class CallcoreApp:
         self.api.app[CONFIG_CONTROL] = AppConfig(self)
         self.web_callbacks = await WebCallbacks.open(self.acd, self.pool)  # pending callbacks survive a restart
         self.api.app[OUTBOUND] = OutboundServices(
-            campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=PgDncStore(self.pool),
+            campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=self.dnc,
             dispositions=PgDispositionSink(self.pool, self.dialer) if self.dialer is not None else None,
             callbacks=self.web_callbacks, quota=PgCallbackQuota(self.pool), callback_settings=self.config.callbacks,
             preview=self.preview)
@@ -250,7 +256,8 @@ class CallcoreApp:
         ]
         applied = new.model_copy(update={k: getattr(self.config, k) for k in RESTART_ONLY})
         self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows,
-                                          queue_handler=self.queue_handler)
+                                          queue_handler=self.queue_handler, dnc=self.dnc)
+        self.acd.callback_guard = CallbackGuard(applied.callbacks, self.dnc)
         self.runtime.config_version = applied.version
         self.runtime.set_endpoint_homes(_endpoint_homes(applied), applied.ari.peer_dial)
         old_version, self.config = self.config.version, applied

@@ -5,6 +5,7 @@ bridged on the caller's node, and the agent's phone is rung by its own node thro
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from callcore.config import load_config
 from callcore.ivr.registry import CODE_FLOWS
 from callcore.ops.status import build_status
 from tests.integration.conftest import ACD_CONFIG, assert_no_bridge_in_use, start_app
-from tests.sip import AgentPhone, PstnPhone, run_caller
+from tests.sip import AgentPhone, PstnPhone, run_caller, run_callers
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -122,3 +123,65 @@ async def test_the_trunk_between_nodes_rings_only_agent_phones(two_node_app: Cal
             raise AssertionError("the probe through the trunk is still up")
         await asyncio.sleep(1.5)  # sipp writes its counters every second
         assert not pstn.stats().get("IncomingCall(C)"), "node b dialled out through the carrier trunk"
+
+
+@pytest.fixture
+def kamailio(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """The shipped load balancer config (deploy/kamailio), in front of the two sandbox nodes on loopback."""
+    import shutil
+    import subprocess
+
+    from tests.sip.runner import _udp_bound
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "kamailio"
+    if shutil.which("kamailio") is None:
+        pytest.fail("kamailio is not installed (scripts/install-system-deps.sh installs it)", pytrace=False)
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text((deploy / "kamailio.cfg").read_text().replace(
+        "/etc/kamailio/dispatcher.list", str(deploy / "dispatcher.list")))
+    log = (tmp_path / "kamailio.log").open("wb")
+    proc = subprocess.Popen(["kamailio", "-f", str(cfg), "-DD", "-E", "-w", str(tmp_path), "-P",
+                             str(tmp_path / "kamailio.pid")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if _udp_bound(5090):
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"kamailio exited: {(tmp_path / 'kamailio.log').read_text()[-2000:]}", pytrace=False)
+            time.sleep(0.05)
+        yield ("127.0.0.1", 5090)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def test_kamailio_spreads_callers_over_both_nodes_and_every_caller_reaches_its_agent(
+        two_node_app: CallcoreApp, kamailio: tuple[str, int]):
+    app = two_node_app
+    app.acd.login("agent01")  # on the main node
+    app.acd.login("agent02")  # on node b
+    with AgentPhone(1, hangup_after_ms=1000), AgentPhone(2, hangup_after_ms=1000):
+        dutch = asyncio.create_task(asyncio.to_thread(
+            run_callers, "7001", 3, 2.0, bye_timeout_ms=40_000, timeout=90, target=kamailio))
+        english = asyncio.create_task(asyncio.to_thread(
+            run_callers, "7002", 3, 2.0, bye_timeout_ms=40_000, timeout=90, target=kamailio))
+        (await dutch).check()
+        (await english).check()
+    await wait_until(lambda: app.runtime.live_calls == 0, timeout=10, what="every call to end")
+    await app.writer.flush()
+    rows = await app.pool.fetch(
+        "SELECT c.did, c.ended_at, s.payload->>'node' AS node, x.payload->>'agent' AS agent FROM calls c "
+        "JOIN call_events s ON s.call_id = c.call_id AND s.type = 'call_started' "
+        "LEFT JOIN call_events x ON x.call_id = c.call_id AND x.type = 'connected'")
+    assert len(rows) == 6 and all(r["ended_at"] is not None for r in rows)
+    assert {r["node"] for r in rows} == {"main", "b"}  # the balancer used both nodes
+    assert all(r["agent"] == ("agent01" if r["did"] == "7001" else "agent02") for r in rows)
+    crossed = sum(1 for r in rows if (r["agent"] == "agent02") != (r["node"] == "b"))
+    print(f"calls per node: main {sum(r['node'] == 'main' for r in rows)}, b {sum(r['node'] == 'b' for r in rows)};"
+          f" {crossed} reached their agent across nodes")
+    for link in app.links:
+        assert await link.ari.channels.list() == []

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from callcore.ivr.commands import (
     TERMINAL,
+    CallbackChecked,
+    CheckCallback,
     Collect,
     Collected,
     Finished,
@@ -117,6 +119,9 @@ def any_result(command: Any) -> st.SearchStrategy[Result]:
                          st.one_of(st.none(), data), st.floats(0, 5000), st.one_of(st.none(), st.just("timeout")))
     if isinstance(command, Record):
         return st.builds(Recorded, st.just(command.name), st.booleans(), st.one_of(st.none(), st.floats(0, 60)))
+    if isinstance(command, CheckCallback):
+        return st.builds(CallbackChecked, st.booleans(), st.just(command.number),
+                         st.one_of(st.none(), st.just("number_on_dnc")), st.one_of(st.none(), st.just("refused")))
     return st.builds(Finished, st.just("queued"))
 
 
@@ -129,6 +134,8 @@ def failing_result(command: Any) -> Result:
         return LookupDone(False, None, None, 2000.0, "timeout")
     if isinstance(command, Record):
         return Recorded(command.name, False)
+    if isinstance(command, CheckCallback):
+        return CallbackChecked(False, command.number, "destination_not_allowed", "refused")
     return Finished("hung_up")
 
 

@@ -73,6 +73,10 @@ class QueuedCaller:
     on_max_wait: list[str] | None = None
     connected_at: float | None = None  # when it was bridged to an agent (service clock)
     agent: str | None = None  # who it was connected to
+    # Virtual hold: why this caller's number may not be called back (toll-fraud guard): no offer is made.
+    callback_refusal: str | None = None
+    # A callback request ended by its owner (cancelled, expired, erased): never put back in line or dialled.
+    withdrawn: str | None = None
 
     @property
     def id(self) -> str:
@@ -309,7 +313,10 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                     await asyncio.gather(self._hold_music(call, queue), self.mark_waiting(call, entry))
                 agent_id = await self._wait_for_agent(entry, queue)
                 if agent_id == VIRTUAL_HOLD:
-                    return await self._accept_virtual_hold(entry, queue)
+                    accepted = await self._accept_virtual_hold(entry, queue)
+                    if accepted is not None:
+                        return accepted
+                    continue  # the number may not be called back: the caller was told and keeps waiting
                 if agent_id is None:
                     self.waiting.pop(entry.id, None)
                     await self._stop_music(call)

@@ -374,7 +374,7 @@ class WebCallbacks:
         req.status = status
         req.finished_at = self._wall()
         req.dialing_since = None
-        self.acd.waiting.pop(req.entry.id, None)
+        self.acd.withdraw_callback(req.entry, status)  # also stops an attempt waiting for its retry time
         for timer in req.timers:
             timer.cancel()
         req.entry.call.emit(WebCallbackEvent.FINISHED, {"status": status, "attempts": req.entry.attempts})
@@ -392,15 +392,17 @@ class WebCallbacks:
         elif what == "connected":
             req.status = "connected"
             req.last_outcome = "answered"
-        elif what == "no_answer":
+        elif what in ("no_answer", "error"):
             req.status = "waiting"  # back in line after retry_after, keeping its place
             req.dialing_since = None
-            req.last_outcome = "no_answer"
+            req.last_outcome = what
             req.retry_at = self._wall() + timedelta(seconds=self.settings.retry_after)
-        elif what in ("failed", "done"):
-            if what == "failed":
-                req.last_outcome = "no_answer"
-            self._finish(req, what)
+        elif what in ("failed", "failed_error", "refused", "done"):
+            # failed: the last attempt was not answered; failed_error: it could not be placed; refused: the
+            # number may not be called (toll-fraud policy, do-not-call) — all end the request as failed.
+            if what != "done":
+                req.last_outcome = {"failed": "no_answer", "failed_error": "error", "refused": "refused"}[what]
+            self._finish(req, "done" if what == "done" else "failed")
             return
         self._save(req)
 

@@ -30,20 +30,18 @@ import math
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-import phonenumbers
 import structlog
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from callcore.acd.web_callbacks import CallbackStoreUnavailable
 from callcore.api.auth import Role
-from callcore.api.callbacks_config import CallbacksSettings
+from callcore.api.callbacks_config import CallbacksSettings, DestinationRefused, check_destination
 from callcore.api.campaigns import PhoneText, PlainText, outbound, outbound_errors, part
 from callcore.api.common import Body, Out
 from callcore.api.errors import ApiError, not_found
 from callcore.api.outbound_services import CallbackScheduler, CallbackStatus, OutboundServices
 from callcore.api.ratelimit import SlidingWindowLimiter, Verdict
 from callcore.api.routing import ApiRequest, Reply, RouteTable
-from callcore.leads.phone import InvalidNumber, normalize
 
 log = structlog.get_logger("callcore.api")
 
@@ -149,23 +147,11 @@ def refused(code: str, message: str, details: object = None) -> ApiError:
 def callback_number(raw: str, settings: CallbacksSettings) -> str:
     """E.164 of an allowed destination, or 422 (not a number) / 403 (not allowed)."""
     try:
-        number = normalize(raw, settings.default_region or "ZZ", strict=False)
-    except InvalidNumber as exc:
-        raise _invalid_number(raw, str(exc), settings) from None
-    assert number.parsed is not None
-    if not phonenumbers.is_valid_number(number.parsed):
-        raise _invalid_number(raw, f"{number.e164} is not a valid phone number", settings)
-    if number.line_type not in settings.allowed_types:
-        raise refused("destination_not_allowed",
-                      f"{number.e164} is a {number.line_type.replace('_', '-')} number: callbacks go to "
-                      f"{', '.join(t.replace('_', ' ') for t in settings.allowed_types)} numbers only",
-                      {"number": number.e164, "line_type": number.line_type,
-                       "allowed_types": list(settings.allowed_types)})
-    if not settings.allows(number.e164, number.region):
-        raise refused("destination_not_allowed",
-                      f"{number.e164} may not be called back: callbacks go to {settings.allow_list_text()}",
-                      {"number": number.e164, "region": number.region})
-    return number.e164
+        return check_destination(raw, settings)
+    except DestinationRefused as exc:
+        if exc.code == "invalid_number":
+            raise _invalid_number(raw, exc.message, settings) from None
+        raise refused(exc.code, exc.message, exc.details) from None
 
 
 def _invalid_number(raw: str, reason: str, settings: CallbacksSettings) -> ApiError:

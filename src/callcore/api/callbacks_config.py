@@ -91,6 +91,46 @@ class CallbacksSettings(BaseModel):
         return f"numbers of {self.default_region}" if self.default_region else "none (configure callbacks.allowed_prefixes)"
 
 
+class DestinationRefused(ValueError):
+    """A number callcore must not call back. ``code``: ``invalid_number`` (not a valid number) or
+    ``destination_not_allowed`` (line type or allow-list); ``details`` for the API's error body."""
+
+    def __init__(self, code: str, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def check_destination(raw: str, settings: CallbacksSettings) -> str:
+    """The one destination policy of every callback to a number someone gave us (``POST /callbacks``, virtual
+    hold, the IVR's ``callback`` node): the E.164 form of an allowed number, else :class:`DestinationRefused`.
+    Valid, an allowed line type (never premium-rate or shared-cost) and on the allow-list."""
+    import phonenumbers
+
+    from callcore.leads.phone import InvalidNumber, normalize
+
+    try:
+        number = normalize(raw, settings.default_region or "ZZ", strict=False)
+    except InvalidNumber as exc:
+        raise DestinationRefused("invalid_number", str(exc)) from None
+    assert number.parsed is not None
+    if not phonenumbers.is_valid_number(number.parsed):
+        raise DestinationRefused("invalid_number", f"{number.e164} is not a valid phone number")
+    if number.line_type not in settings.allowed_types:
+        raise DestinationRefused(
+            "destination_not_allowed",
+            f"{number.e164} is a {number.line_type.replace('_', '-')} number: callbacks go to "
+            f"{', '.join(t.replace('_', ' ') for t in settings.allowed_types)} numbers only",
+            {"number": number.e164, "line_type": number.line_type, "allowed_types": list(settings.allowed_types)})
+    if not settings.allows(number.e164, number.region):
+        raise DestinationRefused(
+            "destination_not_allowed",
+            f"{number.e164} may not be called back: callbacks go to {settings.allow_list_text()}",
+            {"number": number.e164, "region": number.region})
+    return number.e164
+
+
 def callback_issues(settings: CallbacksSettings, queues: Iterable[str]) -> list[str]:
     """Cross-checks against the rest of the config (for ``load_config``): the queues must exist in the ACD."""
     known = set(queues)
@@ -104,4 +144,5 @@ def callback_issues(settings: CallbacksSettings, queues: Iterable[str]) -> list[
     return out
 
 
-__all__ = ["DEFAULT_TYPES", "CallbacksSettings", "LineType", "callback_issues"]
+__all__ = ["DEFAULT_TYPES", "CallbacksSettings", "DestinationRefused", "LineType", "callback_issues",
+           "check_destination"]

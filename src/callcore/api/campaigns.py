@@ -343,11 +343,22 @@ class CampaignDispositionOut(Out):
     at: datetime
 
 
+class PreviewCallbackOut(Out):
+    id: int = Field(description="the scheduled callback's id")
+    owner_agent: str | None = Field(description="the agent it was scheduled for; null: any agent of the campaign")
+    due_at: datetime = Field(description="when it was promised (UTC)")
+    due_local: str = Field(description="the promised time as agreed on the callee's clock, e.g. 2026-03-11 10:00")
+    timezone: str = Field(description="the callee's time zone (IANA)")
+    note: str = Field(description="the note left when it was scheduled (may be empty)")
+
+
 class PreviewOut(Out):
     agent_id: str
     campaign: str | None = Field(description="null: no lead to preview now")
     lead: LeadOut | None
     reserved_until: datetime | None = Field(description="dial or skip before this; then the lead goes back")
+    callback: PreviewCallbackOut | None = Field(
+        None, description="set when the offer is a scheduled callback (the callee expects the call); null: a lead")
     script: str
     dispositions: dict[str, DispositionInfo]
 
@@ -724,7 +735,9 @@ def _preview(out: OutboundServices) -> PreviewControl:
             roles=SELF, response=PreviewOut, path_params={"agent_id": AgentId}, agent_param="agent_id",
             errors=(404, 409, 501),
             description="Preview campaigns: the next callable lead of a campaign the agent serves, reserved for "
-                        "it until `reserved_until` (asking again returns the same lead). Then `dial` or `skip` it. "
+                        "it until `reserved_until` (asking again returns the same lead). Then `dial` or `skip` it. A due "
+                        "scheduled callback comes first (the agent's own, then one any agent may take): `callback` "
+                        "then says so, for whom and when it was promised, and its note. "
                         "`lead` is null when no lead is callable now.")
 async def get_preview(req: ApiRequest) -> PreviewOut:
     out = outbound(req)
@@ -734,7 +747,7 @@ async def get_preview(req: ApiRequest) -> PreviewOut:
     with outbound_errors():
         offer = await preview.next_lead(agent_id)
     if offer is None:
-        return PreviewOut(agent_id=agent_id, campaign=None, lead=None, reserved_until=None, script="",
+        return PreviewOut(agent_id=agent_id, campaign=None, lead=None, reserved_until=None, callback=None, script="",
                           dispositions={})
     cfg: CampaignConfig | None = None
     if out.campaigns is not None:
@@ -742,8 +755,12 @@ async def get_preview(req: ApiRequest) -> PreviewOut:
             cfg = out.campaigns.run_of(offer.campaign).config
         except KeyError:
             cfg = None
+    cb = offer.callback
+    callback = None if cb is None else PreviewCallbackOut(
+        id=cb.id, owner_agent=cb.owner_agent, due_at=cb.due_at, due_local=cb.due_local, timezone=cb.timezone,
+        note=cb.note)
     return PreviewOut(agent_id=agent_id, campaign=offer.campaign, lead=lead_out(offer.lead),
-                      reserved_until=offer.reserved_until, script=cfg.script if cfg else "",
+                      reserved_until=offer.reserved_until, callback=callback, script=cfg.script if cfg else "",
                       dispositions=dispositions_of(cfg) if cfg else {})
 
 

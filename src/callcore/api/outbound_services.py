@@ -269,12 +269,25 @@ class PgDispositionSink:
 
 
 @dataclass(frozen=True)
+class PreviewCallback:
+    """The offer is a scheduled callback: what the agent needs to open the call ("you asked us to call back")."""
+
+    id: int
+    owner_agent: str | None  # the agent it was promised by/for; None: any agent of the campaign
+    due_at: datetime  # UTC
+    due_local: str  # as agreed on the callee's clock
+    timezone: str
+    note: str
+
+
+@dataclass(frozen=True)
 class PreviewOffer:
-    """A lead reserved for one agent to look at before dialling."""
+    """A lead reserved for one agent to look at before dialling; ``callback`` set when it is a scheduled callback."""
 
     campaign: str
     lead: Lead
     reserved_until: datetime
+    callback: PreviewCallback | None = None
 
 
 class PreviewControl(Protocol):
@@ -442,6 +455,7 @@ __all__ = [
     "PgDispositionSink",
     "PgDncStore",
     "PgLeadStore",
+    "PreviewCallback",
     "PreviewControl",
     "PreviewOffer",
     "outbound_of",

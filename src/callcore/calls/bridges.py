@@ -30,8 +30,9 @@ class BridgePool:
         self.reused = 0
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def take(self) -> str:
-        if self.idle:
+    async def take(self, *, fresh: bool = False) -> str:
+        """An idle bridge, or a new one (``fresh``: always a new one, e.g. after an idle one turned out gone)."""
+        if self.idle and not fresh:
             self.reused += 1
             bridge_id = self.idle.pop()
         else:
@@ -54,6 +55,14 @@ class BridgePool:
         if bridge_id in self.idle:
             self.idle.remove(bridge_id)
         self.lent.discard(bridge_id)
+
+    def keep_only(self, existing: set[str]) -> None:
+        """After a reconnect: idle bridges Asterisk no longer has (it restarted) are never handed out."""
+        gone = [b for b in self.idle if b not in existing]
+        for bridge_id in gone:
+            self.idle.remove(bridge_id)
+        if gone:
+            log.info("idle bridges gone from Asterisk dropped from the pool", count=len(gone))
 
     def known(self) -> set[str]:
         return set(self.idle) | self.lent

@@ -513,7 +513,7 @@ class Call:
             # The pooled bridge was destroyed behind our back (someone cleaned up Asterisk): use a fresh one.
             self.bridges.discard(bridge_id)
             pool.forget(bridge_id)
-            bridge_id = await pool.take()
+            bridge_id = await pool.take(fresh=True)
             self.bridges.add(bridge_id)
             await self.ari.bridges.add_channel(bridge_id, [self.channel_id, leg.channel_id])
         self.emit(EventType.BRIDGED, {"bridge_id": bridge_id, "endpoint": leg.endpoint})

@@ -394,6 +394,7 @@ class CallRuntime:
         except AriError as exc:
             log.info("could not list bridges", error=str(exc))
             return
+        self.bridge_pool.keep_only({b.id for b in bridges})  # after an Asterisk restart its bridges are gone
         tracked = self.bridge_pool.known() | {b for c in self._calls.values() for b in c.bridges}
         for bridge in bridges:
             if not bridge.channels and bridge.id not in tracked:

@@ -245,6 +245,10 @@ class AmdConfig(_Model):
     maximum_word_length: int = Field(5000, ge=0, le=60_000, description="one utterance longer than this: machine")
     machine_action: Literal["hangup", "message"] = "hangup"
     machine_message: list[str] = Field(default_factory=list, description="sounds left on the machine ('message')")
+    beep_silence: int = Field(1500, ge=200, le=10_000,
+                              description="'message': silence after the greeting and its beep before the message")
+    beep_timeout: int = Field(30_000, ge=1000, le=120_000,
+                              description="'message': leave the message after this long even without that silence")
     not_sure: Literal["human", "machine"] = Field(
         "human", description="AMD's NOTSURE: treat as a person (an agent takes it) or as a machine"
     )
@@ -261,6 +265,13 @@ class AmdConfig(_Model):
         if self.machine_action == "hangup" and self.machine_message:
             raise ValueError("'machine_message' is only played with machine_action 'message'")
         return self
+
+    def machine_wait_args(self) -> str:
+        """``WaitForSilence()`` arguments for the dialplan when a message is left: a machine records only after
+        its greeting and beep, so the message starts at the silence that follows them (empty: no wait)."""
+        if self.machine_action != "message":
+            return ""
+        return f"{self.beep_silence},1,{self.beep_timeout / 1000:g}"
 
     def dialplan_args(self) -> str:
         """The arguments of Asterisk's ``AMD()`` application, in its order."""

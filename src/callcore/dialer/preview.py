@@ -9,7 +9,7 @@ callee answers, the agent's phone rings at once. ``skip`` gives the lead back, s
 
 Scheduled callbacks come first: an agent asking for its next lead gets its own due callback (earliest first),
 else a due callback any agent may take (one for anyone, or an owned one whose grace period passed — see
-``callcore.dialer.callbacks``), else a fresh lead. The offer shows the callback's lead; dialling it reserves the
+``callcore.dialer.callbacks``), else a fresh lead. The offer shows the callback's lead and says it is a callback (whose, when, the note); dialling it reserves the
 agent and dials like any preview call; skipping it (or letting the reservation run out) gives it back, still due
 and still its owner's.
 """
@@ -41,6 +41,17 @@ class _Hold:
     callback: leads.Callback | None = None  # the hold is a scheduled callback of this lead
 
 
+def _offer(hold: _Hold) -> Any:
+    """The offer the agent sees: a scheduled callback says so (for whom, when, the note), so the agent opens the
+    call as the callback the callee agreed to, not as a cold call."""
+    from callcore.api.outbound_services import PreviewCallback, PreviewOffer
+
+    cb = hold.callback
+    callback = None if cb is None else PreviewCallback(cb.id, cb.owner_agent, cb.due_at, cb.due_local, cb.timezone,
+                                                       cb.note)
+    return PreviewOffer(hold.run.name, hold.lead, hold.until, callback)
+
+
 class PreviewDialer:
     """Implements ``callcore.api.outbound_services.PreviewControl``."""
 
@@ -54,7 +65,6 @@ class PreviewDialer:
         return datetime.now(timezone.utc)
 
     async def next_lead(self, agent_id: str) -> Any:
-        from callcore.api.outbound_services import PreviewOffer
         from callcore.api.services import NotFound, Rejected
 
         acd = self.dialer.acd
@@ -65,7 +75,7 @@ class PreviewDialer:
         hold = self.holds.get(agent_id)
         if hold is not None:
             if hold.until > self._now():
-                return PreviewOffer(hold.run.name, hold.lead, hold.until)
+                return _offer(hold)
             await self._give_back(agent_id)
         runs = [r for r in self.dialer.runs.values()
                 if r.config.mode == "preview" and r.config.enabled and agent_id in self.dialer._agents(r)]
@@ -82,13 +92,11 @@ class PreviewDialer:
                 seconds = run.config.preview_seconds or DEFAULT_RESERVE_SECONDS
                 hold = _Hold(run, claimed[0], self._now() + timedelta(seconds=seconds))
                 self.holds[agent_id] = hold
-                return PreviewOffer(run.name, hold.lead, hold.until)
+                return _offer(hold)
         return None
 
     async def _next_callback(self, agent_id: str, runs: list[CampaignRun]) -> Any:
         """The agent's own due callback, else one any agent may take (campaigns by priority); claimed and held."""
-        from callcore.api.outbound_services import PreviewOffer
-
         db = self.dialer.db
         for own_only in (True, False):
             for run in runs:
@@ -106,7 +114,7 @@ class PreviewDialer:
                 seconds = run.config.preview_seconds or DEFAULT_RESERVE_SECONDS
                 hold = _Hold(run, lead, self._now() + timedelta(seconds=seconds), claimed[0])
                 self.holds[agent_id] = hold
-                return PreviewOffer(run.name, hold.lead, hold.until)
+                return _offer(hold)
         return None
 
     async def _recover(self, run: CampaignRun) -> None:

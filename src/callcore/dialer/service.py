@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("callcore.dialer")
 
 OUTBOUND_CONTEXT = "callcore-outbound"
+#: The disposition of a machine attempt whose whole message was played (the machine did not hang up first).
+MESSAGE_LEFT = "machine_message_left"
 TICK_SECONDS = 1.0
 # Q.850 causes of an unanswered originate, and how they count.
 _BUSY = {17}
@@ -130,9 +132,28 @@ class DialerService:
         await leads.recover_callback_claims(self.db, name, now=_utcnow(), keep=self.callbacks_in_flight(name))
         # A one-hour control window on top of the policy's: abandons are spread, not bunched (docs/dialer.md).
         run.ledger = AbandonLedger(AbandonPolicy(**run.config.abandon_policy_fields()), control_windows=[3600])
+        await self._replay_ledger(run)
         run.state = "running"
         run.task = asyncio.get_running_loop().create_task(self._loop(run), name=f"campaign:{name}")
         log.info("campaign started", campaign=name, mode=run.config.mode)
+
+    async def _replay_ledger(self, run: CampaignRun) -> None:
+        """The abandons already spent in the policy's window (before a restart, a stop and start) still count:
+        the new ledger replays the campaign's recorded attempts of that window, oldest first."""
+        assert run.ledger is not None
+        window = run.config.policy().window_seconds
+        now_wall, now = _utcnow(), self.now()
+        entries = await leads.ledger_entries(self.db, run.name, since=now_wall - timedelta(seconds=window))
+        for e in entries:
+            at = now - max(0.0, (now_wall - e.at).total_seconds())
+            if e.outcome == "machine":
+                run.ledger.record_amd_machine(at)
+            else:
+                run.ledger.record_live(at, abandoned=e.abandoned, number=e.number)
+        if entries:
+            counts = run.ledger.counts(now)
+            log.info("abandonment ledger replayed", campaign=run.name, attempts=len(entries),
+                     live=counts.live, abandons=counts.abandons)
 
     async def pause(self, name: str) -> None:
         """Stop launching calls; calls in progress go on."""
@@ -408,11 +429,14 @@ class DialerService:
     async def _dial(self, run: CampaignRun, attempt: AttemptState) -> None:
         cfg = run.config
         amd = cfg.amd.dialplan_args() if cfg.amd.enabled else "off"
+        # A machine that gets a message: the dialplan waits for its beep (see asterisk/extensions.conf).
+        variables = {"CALLCORE_AMD": amd, "CALLCORE_MACHINE_WAIT": cfg.amd.machine_wait_args(),
+                     "CALLCORE_NOTSURE_IS": "MACHINE" if cfg.amd.not_sure == "machine" else "HUMAN"}
         try:
             await self.runtime.place_call(
                 cfg.dial_string(attempt.lead.number), partial(self._answered, run, attempt),
                 caller_id=cfg.caller_id_e164(), timeout=cfg.ring_timeout, context=OUTBOUND_CONTEXT,
-                call_id=attempt.attempt_id, variables={"CALLCORE_AMD": amd},
+                call_id=attempt.attempt_id, variables=variables,
                 data={"did": attempt.lead.number, "campaign": run.name, "lead_id": attempt.lead.id})
         except OriginateFailed as exc:
             outcome = "busy" if exc.cause in _BUSY else "no_answer" if exc.cause in _NO_ANSWER else "failed"
@@ -443,6 +467,8 @@ class DialerService:
             try:
                 if cfg.amd.machine_action == "message":
                     await call.play([m if ":" in m.split("/")[0] else f"sound:{m}" for m in cfg.amd.machine_message])
+                    # Played to its end (the machine did not hang up during it): the attempt says so.
+                    extra["disposition"] = MESSAGE_LEFT
                 await call.hangup()
             finally:
                 await self._record(run, attempt, "machine", **extra)

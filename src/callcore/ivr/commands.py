@@ -69,6 +69,14 @@ class Record:
     max_silence_seconds: int = 5
 
 
+@dataclass(frozen=True, slots=True)
+class CheckCallback:
+    """May ``number`` be called back? The runner asks the callback number policy (``callbacks:`` in the config:
+    valid, allowed line type and prefixes, not premium-rate, not on the do-not-call list)."""
+
+    number: str
+
+
 # Terminal commands: after them the IVR is over for this call.
 
 
@@ -101,7 +109,7 @@ class Hangup:
     language: str
 
 
-Command = Union[Play, Collect, Lookup, Record, Queue, Transfer, Hangup]
+Command = Union[Play, Collect, Lookup, Record, CheckCallback, Queue, Transfer, Hangup]
 TERMINAL = (Queue, Transfer, Hangup)
 
 
@@ -137,13 +145,21 @@ class Recorded:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackChecked:
+    allowed: bool
+    number: str  # E.164 when allowed; as given when refused
+    code: str | None = None  # invalid_number | destination_not_allowed | number_on_dnc | dnc_unavailable
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """What a terminal command achieved (for the record; the stepper is done either way)."""
 
     outcome: str  # e.g. "queued", "bridged", "transferred", "no_answer", "hung_up"
 
 
-Result = Union[Played, Collected, LookupDone, Recorded, Finished]
+Result = Union[Played, Collected, LookupDone, Recorded, CallbackChecked, Finished]
 
 
 # ---- analytics -----------------------------------------------------------------------------------------------
@@ -165,7 +181,8 @@ class IvrEventType:
     INVALID = "ivr_invalid"  # data: node, digits, attempt
     LOOKUP = "ivr_lookup"  # data: node, ok, status, latency_ms, error
     VARIABLES = "variables_set"  # data: {name: value}; also updates calls.variables
-    CALLBACK_REQUESTED = "callback_requested"  # data: node, number, queue, context
+    CALLBACK_REQUESTED = "callback_requested"  # data: node, number (E.164), queue, context
+    CALLBACK_REFUSED = "callback_refused"  # data: node, number (as presented), queue, code, reason
     RECORDING = "ivr_recording"  # data: node, name, ok, duration_seconds
     FLOW_STARTED = "ivr_started"  # data: flow, version, language
     FLOW_ENDED = "ivr_ended"  # data: flow, outcome (queue|transfer|hangup|error), node, queue

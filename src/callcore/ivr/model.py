@@ -417,21 +417,30 @@ class RecordNode(_Node):
 
 
 class CallbackNode(_Node):
+    """Record a callback request for ``number`` (by default the presented caller number), after the callback
+    number policy allowed it (``callbacks:``: toll fraud, do-not-call). Refused: ``refused_prompt`` tells the
+    caller, then ``on_refused`` (default ``next``)."""
+
     type: Literal["callback"]
     number: Str = "${caller_number}"
     queue: str
     prompt: Media = Field(default_factory=list)
+    refused_prompt: Media = Field(default_factory=lambda: ["callcore/callback-refused"])
     next: NodeName
+    on_refused: NodeName | None = None
 
     def edges(self) -> list[Edge]:
-        return [Edge("next", self.next, ("next",))]
+        edges = [Edge("next", self.next, ("next",))]
+        if self.on_refused is not None:
+            edges.append(Edge("refused", self.on_refused, ("on_refused",)))
+        return edges
 
     def media_fields(self) -> dict[str, list[str]]:
-        return {"prompt": self.prompt}
+        return {"prompt": self.prompt, "refused_prompt": self.refused_prompt}
 
     @property
     def is_instant(self) -> bool:
-        return not self.prompt  # without a prompt it plays nothing: the stepper goes straight on
+        return False  # the number check is a command (the do-not-call list is a lookup)
 
 
 class HangupNode(_Node):

@@ -6,6 +6,7 @@ the first demo, and test flows) can be routed to as well.
 
 from __future__ import annotations
 
+from callcore.acd.callback_guard import CallbackGuard, DncLookup
 from callcore.calls.call import Call
 from callcore.calls.runtime import Handler, Router
 from callcore.config import CallcoreConfig
@@ -24,9 +25,12 @@ def make_router(
     *,
     code_flows: dict[str, Handler] | None = None,
     queue_handler: QueueHandler = bridge_to_endpoint,
+    dnc: DncLookup | None = None,
 ) -> Router:
-    """A router bound to one config version: calls it routes keep that version for their whole IVR."""
+    """A router bound to one config version: calls it routes keep that version for their whole IVR. ``dnc``:
+    the do-not-call lookup of callback nodes' number check (None: the number policy of ``callbacks:`` only)."""
     bundle = FlowBundle(config.ivr(), config.version)
+    guard = CallbackGuard(config.callbacks, dnc)
     code = {**CODE_FLOWS, **(code_flows or {})}
     dids = dict(config.inbound.dids)
     default = config.inbound.default_flow
@@ -37,7 +41,7 @@ def make_router(
             return None
         flow = bundle.ivr.flows.get(name)
         if flow is not None:
-            return lambda c: FlowRunner(c, flow, bundle, lookups, queue_handler).run()
+            return lambda c: FlowRunner(c, flow, bundle, lookups, queue_handler, guard).run()
         return code.get(name)
 
     return route

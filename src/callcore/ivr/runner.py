@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from callcore.acd.callback_guard import CallbackGuard
+from callcore.api.callbacks_config import CallbacksSettings
 from callcore.calls.call import ALL_DIGITS, Call, OriginateFailed
 from callcore.events import utcnow
 from callcore.ivr import stepper
@@ -19,6 +21,8 @@ from callcore.ivr.commands import (
     SURVEY_AGENT_VARIABLE,
     SURVEY_OUTCOME_PREFIX,
     SURVEY_QUEUE_VARIABLE,
+    CallbackChecked,
+    CheckCallback,
     Collect,
     Collected,
     Command,
@@ -81,12 +85,15 @@ class FlowRunner:
         bundle: FlowBundle,
         lookups: LookupClient,
         queue_handler: QueueHandler = bridge_to_endpoint,
+        callback_guard: CallbackGuard | None = None,
     ) -> None:
         self.call = call
         self.flow = flow
         self.bundle = bundle
         self.lookups = lookups
         self.queue_handler = queue_handler
+        # No guard given: the default ``callbacks:`` policy, which allows no number (secure by default).
+        self.callback_guard = callback_guard or CallbackGuard(CallbacksSettings())
 
     def _context(self) -> stepper.FlowContext:
         return stepper.FlowContext(
@@ -150,6 +157,9 @@ class FlowRunner:
                 max_silence_seconds=cmd.max_silence_seconds,
             )
             return Recorded(cmd.name, ok, duration)
+        if isinstance(cmd, CheckCallback):
+            verdict = await self.callback_guard.check(cmd.number)
+            return CallbackChecked(verdict.allowed, verdict.number, verdict.code, verdict.reason)
         if isinstance(cmd, Queue):
             outcome = await self.queue_handler(call, cmd)
             if outcome in ("no_agents", "no_answer") and not call.gone:
@@ -183,7 +193,8 @@ class FlowRunner:
                 log.error("unknown survey flow; the caller is hung up", flow=name)
                 await call.hangup()
             elif not call.gone:
-                await FlowRunner(call, flow, self.bundle, self.lookups, self.queue_handler).run()
+                await FlowRunner(call, flow, self.bundle, self.lookups, self.queue_handler,
+                                 self.callback_guard).run()
         finally:
             score = call.variables.get(CSAT_VARIABLE, "").strip()
             call.emit(IvrEventType.SURVEY_RESULT, {

@@ -37,6 +37,8 @@ from datetime import datetime
 from typing import Any
 
 from callcore.ivr.commands import (
+    CallbackChecked,
+    CheckCallback,
     Collect,
     Collected,
     Command,
@@ -85,7 +87,9 @@ _EXPECTS: dict[str, type] = {
     "confirm": Collected,
     "lookup": LookupDone,
     "record": Recorded,
+    "callback_check": CallbackChecked,
     "callback": Played,
+    "callback_refused": Played,
     "ended": Finished,
 }
 # phase → the node kind it belongs to
@@ -96,7 +100,9 @@ _PHASE_KIND = {
     "confirm": "collect",
     "lookup": "lookup",
     "record": "record",
+    "callback_check": "callback",
     "callback": "callback",
+    "callback_refused": "callback",
 }
 
 
@@ -116,7 +122,7 @@ class IvrState:
     flow: str
     node: str
     attempt: int = 1  # 1-based attempt at the current menu/collect
-    phase: str = ""  # play|menu|collect|confirm|lookup|record|callback (awaiting a result), ended, finished
+    phase: str = ""  # play|menu|collect|confirm|lookup|record|callback_check|callback|callback_refused, ended, finished
     variables: dict[str, str] = field(default_factory=dict)  # call variables (without the built-ins)
     done: bool = False  # True after the terminal command was reported back with Finished
     confirm_attempt: int = 0  # 1-based attempt at a collect confirmation
@@ -210,6 +216,11 @@ def resume(flow: Flow, flows: IvrConfig, state: IvrState, result: Result, ctx: F
             return run.lookup_result(state, node, result)  # type: ignore[arg-type]
         if isinstance(node, RecordNode):
             return run.record_result(state, node, result)  # type: ignore[arg-type]
+        if isinstance(node, CallbackNode):
+            if state.phase == "callback_check":
+                return run.callback_result(state, node, result)  # type: ignore[arg-type]
+            if state.phase == "callback_refused":
+                return run.goto(run.exit(state.node, node, "refused", node.on_refused or node.next))
         # play, callback: the prompt was played
         return run.goto(run.exit(state.node, node, "next", node.next))  # type: ignore[union-attr]
     except FlowRuntimeError as exc:
@@ -404,20 +415,28 @@ class _Run:
             )
             return self.step(self.state(name, "record"), command)
         if isinstance(node, CallbackNode):
-            self.emit(
-                E.CALLBACK_REQUESTED,
-                node=name,
-                number=self.text(node.number).strip(),
-                queue=node.queue,
-                context=dict(self.vars),
-            )
-            media = self.media(node.prompt)
-            if not media:
-                return self.exit(name, node, "next", node.next)
-            return self.step(self.state(name, "callback"), Play(media, lang, False))
+            # The number is checked first (toll fraud: a presented number may be a premium line; do-not-call).
+            return self.step(self.state(name, "callback_check"), CheckCallback(self.text(node.number).strip()))
         if isinstance(node, HangupNode):
             return self.end(name, node, Hangup(self.media(node.sounds), lang), "hangup")
         raise FlowRuntimeError(f"unsupported node type {node.kind!r}")  # pragma: no cover
+
+    def callback_result(self, state: IvrState, node: CallbackNode, result: CallbackChecked) -> Step:
+        name, lang = state.node, self.language()
+        if result.allowed:
+            self.emit(E.CALLBACK_REQUESTED, node=name, number=result.number, queue=node.queue,
+                      context=dict(self.vars))
+            media = self.media(node.prompt)
+            if not media:
+                return self.goto(self.exit(name, node, "next", node.next))
+            return self.step(self.state(name, "callback"), Play(media, lang, False))
+        # Refused: no request is recorded (nobody may dial it), and the caller is told rather than promised.
+        self.emit(E.CALLBACK_REFUSED, node=name, number=result.number, queue=node.queue, code=result.code,
+                  reason=result.reason)
+        media = self.media(node.refused_prompt)
+        if not media:
+            return self.goto(self.exit(name, node, "refused", node.on_refused or node.next))
+        return self.step(self.state(name, "callback_refused"), Play(media, lang, False))
 
     def rule_matches(self, rule: Rule) -> bool:
         scope = self.scope()

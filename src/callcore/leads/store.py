@@ -834,3 +834,28 @@ __all__ = [
     "schedule_callback",
     "set_disposition",
 ]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One attempt as the dialer's abandonment ledger counts it (see ``ledger_entries``)."""
+
+    at: datetime
+    outcome: str
+    abandoned: bool
+    number: str
+
+
+async def ledger_entries(db: Queryable, campaign_name: str, *, since: datetime) -> list[LedgerEntry]:
+    """The live answers, abandons and machine verdicts of a campaign recorded since ``since``, oldest first: what
+    a (re)started dialer replays into its ledger, so the abandons already spent in the window still count."""
+    rows = await db.fetch(
+        """
+        SELECT coalesce(ended_at, recorded_at) AS at, outcome, abandoned, number FROM lead_attempts
+        WHERE campaign = $1 AND coalesce(ended_at, recorded_at) >= $2
+          AND outcome IN ('human', 'abandoned', 'machine')
+        ORDER BY 1, id
+        """,
+        campaign_name, since,
+    )
+    return [LedgerEntry(r["at"], r["outcome"], r["abandoned"], r["number"]) for r in rows]

@@ -14,6 +14,8 @@ the retention markers it may already have become):
 * **leads** of the number lose it (a pseudo number in the unassigned country code +999), their name and CSV
   fields; pending ones are cancelled. **lead_attempts** keep their counts, outcomes and compliance flags with the
   marker instead of the number. **scheduled callbacks** are cancelled and lose number and note.
+* **"call me now" requests** (``web_callbacks``) lose the number (a +999 pseudo number) and the visitor's context;
+  one still waiting or ringing is cancelled, so it is never dialled later. Their per-number request counts go.
 * **webhook deliveries** still queued or kept (``webhook_outbox``) and stored API replies (``idempotency_keys``)
   that contain the number are anonymised or deleted.
 * **do-not-call entries are kept**: a do-not-call wish is itself a request about the number, and honouring it
@@ -143,6 +145,9 @@ class ForgetReport:
             "leads_cancelled": "  of which still active, now cancelled", "attempts": "dial attempts anonymised",
             "callbacks": "scheduled callbacks anonymised/cancelled", "webhook_deliveries": "webhook deliveries anonymised",
             "api_replies": "stored API replies deleted",
+            "web_callbacks": "web callback requests anonymised",
+            "web_callbacks_cancelled": "  of which still waiting, now cancelled",
+            "callback_quota": "callback request counts deleted",
         }
         for key, label in labels.items():
             if key in self.counts:
@@ -293,6 +298,8 @@ async def _erase(conn: Any, report: ForgetReport, calls: set[uuid.UUID], theirs:
     counts["callbacks"] = len(cbs)
     # -- tables of other features, when this database has them
     likes = _likes(numbers)
+    if await conn.fetchval("SELECT to_regclass('web_callbacks') IS NOT NULL"):
+        await _erase_web_callbacks(conn, counts, lead_numbers, erase)
     if await conn.fetchval("SELECT to_regclass('webhook_outbox') IS NOT NULL"):
         rows = await conn.fetch("SELECT id, payload FROM webhook_outbox WHERE payload::text LIKE ANY($1::text[])",
                                 likes)
@@ -304,6 +311,28 @@ async def _erase(conn: Any, report: ForgetReport, calls: set[uuid.UUID], theirs:
         counts["api_replies"] = int(status.split()[-1])
     report.dnc_kept = int(await conn.fetchval(
         "SELECT count(*) FROM dnc_entries WHERE number = ANY($1::text[]) AND removed_at IS NULL", lead_numbers) or 0)
+
+
+async def _erase_web_callbacks(conn: Any, counts: dict[str, int], e164s: list[str], erase: Pseudonyms) -> None:
+    """"Call me now" requests: the row stays (a running callcore rewrites its request's row by id: a deleted row
+    would come back with the number), but loses the number and the visitor's context; one still waiting or ringing
+    is cancelled (a running scheduler reads the row again before it dials, see ``acd.web_callbacks``). The per-number
+    request quota (keyed by a hash of the number) goes too."""
+    from callcore.api.outbound_services import PgCallbackQuota
+
+    rows = await conn.fetch("SELECT id, status FROM web_callbacks WHERE number = ANY($1::text[])", e164s)
+    await conn.executemany(
+        "UPDATE web_callbacks SET number = $2, context = '{}'::jsonb, retry_at = NULL, dialing_since = NULL,"
+        " updated_at = now(), finished_at = COALESCE(finished_at, now()),"
+        " status = CASE status WHEN 'connected' THEN 'done' WHEN 'waiting' THEN 'cancelled'"
+        " WHEN 'dialing' THEN 'cancelled' ELSE status END WHERE id = $1",
+        [(r["id"], erase.pseudo_e164("")) for r in rows])
+    counts["web_callbacks"] = len(rows)
+    counts["web_callbacks_cancelled"] = sum(1 for r in rows if r["status"] in ("waiting", "dialing"))
+    if await conn.fetchval("SELECT to_regclass('idempotency_keys') IS NOT NULL"):
+        status = await conn.execute("DELETE FROM idempotency_keys WHERE owner = ANY($1::text[])",
+                                    [PgCallbackQuota.owner(n) for n in e164s])
+        counts["callback_quota"] = int(status.split()[-1])
 
 
 def _scrub_call_payload(payload: Any, theirs: bool, scrub_mine: Scrubber, scrub_theirs: Scrubber) -> Any:

@@ -21,7 +21,9 @@ What one run does, in this order (each step only when its limit is set):
    CSV fields and note; their number (an E.164 ``CHECK`` column) becomes a pseudo number in the unassigned
    country code +999 derived from the same HMAC; ``lead_attempts`` keep every count and outcome with a marker.
    Leads still pending are live business data: they are not touched (``callcore gdpr forget`` removes one).
-   Do-not-call entries are never touched: see :mod:`callcore.ops.gdpr`.
+   Do-not-call entries are never touched: see :mod:`callcore.ops.gdpr`. Finished "call me now" requests
+   (``web_callbacks``: done, failed, cancelled, expired) whose ``finished_at`` is older than the limit are deleted
+   (the row is scheduler state holding the visitor's number and context; their events are anonymised above).
 3. **calls and their events** older than ``call_events_days`` are deleted, in batches (one transaction each),
    after their recordings (a recording never outlives the events that lead to it; a call whose recording could not
    be deleted is kept for the next run).
@@ -63,6 +65,7 @@ REDACTED = "anon:redacted"
 PSEUDO_PREFIX = "+999"  # ITU country code 999 is unassigned: never a real number, yet valid for the E.164 CHECKs
 FINISHED_LEAD_STATUSES = ("done", "exhausted", "dnc", "cancelled")
 FINISHED_CALLBACK_STATUSES = ("done", "failed", "cancelled")
+FINISHED_WEB_CALLBACK_STATUSES = ("done", "failed", "cancelled", "expired")
 
 # Payload keys whose string value is a phone number of a person (the caller, a callee, a transfer target).
 NUMBER_KEYS = frozenset({"caller_number", "number", "callback_number", "connected_number", "callee_number",
@@ -395,6 +398,7 @@ async def run_retention(
             pseudo = Pseudonyms(salt)
             await _anonymise_calls(db, c["personal_data"], settings, pseudo, report)
             await _anonymise_outbound_rows(db, c["personal_data"], settings.batch_size, pseudo, report)
+            await _delete_web_callbacks(db, c["personal_data"], settings.batch_size, report)
         if c["call_events"] is not None:
             await _delete_calls(db, c["call_events"], settings.batch_size, deleter, sink, report)
         if c["agent_events"] is not None:
@@ -583,6 +587,32 @@ async def _anonymise_outbound_rows(db: Any, cutoff: datetime, batch: int, pseudo
     await paged(f"SELECT id, number FROM scheduled_callbacks WHERE status IN ({cb_statuses}) AND updated_at < $1"
                 f" AND id > $2 AND number NOT LIKE '{PSEUDO_PREFIX}%' ORDER BY id LIMIT $3", callbacks,
                 "callbacks_anonymised")
+
+
+async def _delete_web_callbacks(db: Any, cutoff: datetime, batch: int, report: RetentionReport) -> None:
+    """Finished "call me now" requests (done, failed, cancelled, expired) older than ``cutoff`` are deleted: the row
+    is only the scheduler's state (number, the visitor's context); the request's call events stay, anonymised
+    with the calls. Open requests are live promises to a customer and are kept."""
+    key: tuple[datetime, uuid.UUID] = (datetime.min.replace(tzinfo=timezone.utc), uuid.UUID(int=0))
+    while True:
+        async def work(conn: Any) -> tuple[int, tuple[datetime, uuid.UUID] | None]:
+            if not await conn.fetchval("SELECT to_regclass('web_callbacks') IS NOT NULL"):
+                return 0, None
+            rows = await conn.fetch(
+                "SELECT id, finished_at FROM web_callbacks WHERE finished_at < $1 AND status = ANY($2::text[])"
+                " AND (finished_at, id) > ($3, $4) ORDER BY finished_at, id LIMIT $5",
+                cutoff, list(FINISHED_WEB_CALLBACK_STATUSES), key[0], key[1], batch)
+            if not rows:
+                return 0, None
+            status = await conn.execute("DELETE FROM web_callbacks WHERE id = ANY($1::uuid[])",
+                                        [r["id"] for r in rows])
+            return int(status.split()[-1]), (rows[-1]["finished_at"], rows[-1]["id"])
+
+        n, last = await _in_tx(db, report.dry_run, work)
+        if last is None:
+            return
+        key = last
+        report.add("web_callbacks_deleted", n)
 
 
 async def _delete_calls(db: Any, cutoff: datetime, batch: int, deleter: RecordingDeleter | None, sink: Any,

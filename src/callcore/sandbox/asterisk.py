@@ -640,6 +640,9 @@ class AsteriskSandbox:
                 st.notes.insert(0, "already running: left as it is")
             self._prompts_on_up()  # new sound files need no restart
             return st
+        deadline = time.monotonic() + 5.0  # an Asterisk that was just stopped may still hold the port briefly
+        while port_open("127.0.0.1", _port_of(self.ari_url)) and time.monotonic() < deadline:
+            time.sleep(0.2)
         if port_open("127.0.0.1", _port_of(self.ari_url)):
             raise SandboxError(
                 f"something else already listens on {self.ari_url} (another Asterisk?); "

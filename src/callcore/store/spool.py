@@ -58,6 +58,8 @@ class DiskSpool:
             seg.path.unlink(missing_ok=True)
             self._segments.remove(seg)
         self.pending = self._count_pending()
+        #: Why the last append could not reach the disk (e.g. "OSError: [Errno 28] No space left on device").
+        self.disk_error: str | None = None
 
     # -- state ---------------------------------------------------------------------------------------------
     @property
@@ -110,12 +112,20 @@ class DiskSpool:
                 new = True
             else:
                 new = False
-            with seg.path.open("ab") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if new:
-                _fsync_dir(self.dir)
+            try:
+                _append_durably(seg.path, data)
+                if new:
+                    _fsync_dir(self.dir)
+            except OSError as exc:
+                # The disk is full (ENOSPC) or failing: the same as a full spool (keep what is on disk, the
+                # caller keeps the rest in memory), never a torn line that a later read would choke on.
+                self.disk_error = f"{type(exc).__name__}: {exc}"
+                if new:
+                    self._segments.remove(seg)
+                    if seg.size == 0:
+                        seg.path.unlink(missing_ok=True)
+                return False
+            self.disk_error = None
             self.pending += len(records)
             return True
 
@@ -174,6 +184,23 @@ def _lines(path: Path, start: int):  # noqa: ANN202 - a generator of raw lines
             yield from f
     except FileNotFoundError:
         return
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` and fsync; on any error the file is cut back to where it was (no partial record)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -452,9 +452,12 @@ class EventWriter:
                 self._spooled += len(entries)
             else:
                 full = True
+        if full and spool.disk_error:
+            self._last_error = f"spool: {spool.disk_error}"  # shown by `callcore status` and /status
         if full and time.monotonic() - self._spool_full_log_at >= 5.0:
             self._spool_full_log_at = time.monotonic()
             log.critical("event_writer.spool_full", spool_bytes=spool.bytes, max_bytes=spool.max_bytes,
+                         disk_error=spool.disk_error,
                          buffered=len(self._buf), policy="newest events are dropped once memory is full too")
         while not spool.empty:
             records = await asyncio.to_thread(spool.peek, self.batch_max)

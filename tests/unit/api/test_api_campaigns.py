@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -530,14 +530,33 @@ async def test_preview_shows_the_reserved_lead_with_script_and_dispositions(wire
     api, out = wired
     status, body, _ = await api.call("GET", "/agents/a1/preview", "agent")
     assert status == 200 and body == {"agent_id": "a1", "campaign": None, "lead": None, "reserved_until": None,
-                                      "script": "", "dispositions": {}}
+                                      "callback": None, "script": "", "dispositions": {}}
     out.preview.reserve("a1", 7)  # type: ignore[union-attr]
     status, body, _ = await api.call("GET", "/agents/a1/preview", "agent")
     assert body["campaign"] == "survey" and body["lead"]["id"] == 7 and body["lead"]["name"] == "Klant 7"
     assert body["reserved_until"] == "2026-03-10T10:01:00Z"
     assert body["script"].startswith("Goedendag") and "not_interested" in body["dispositions"]
+    assert body["callback"] is None  # a fresh lead
     status, body, _ = await api.call("GET", "/agents/a2/preview", "agent")
     assert status == 403
+
+
+async def test_a_previewed_scheduled_callback_says_for_whom_when_and_why(wired):
+    from dataclasses import replace
+
+    from callcore.api.outbound_services import PreviewCallback
+
+    api, out = wired
+    out.preview.reserve("a1", 7)  # type: ignore[union-attr]
+    offer = out.preview.offers["a1"]  # type: ignore[union-attr]
+    due = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+    out.preview.offers["a1"] = replace(offer, callback=PreviewCallback(  # type: ignore[union-attr]
+        42, "a1", due, "2026-03-10 10:00", "Europe/Amsterdam", "wants the fibre offer explained"))
+    status, body, _ = await api.call("GET", "/agents/a1/preview", "agent")
+    assert status == 200 and body["lead"]["id"] == 7
+    assert body["callback"] == {"id": 42, "owner_agent": "a1", "due_at": "2026-03-10T09:00:00Z",
+                                "due_local": "2026-03-10 10:00", "timezone": "Europe/Amsterdam",
+                                "note": "wants the fibre offer explained"}
 
 
 async def test_preview_dial_and_skip(wired):

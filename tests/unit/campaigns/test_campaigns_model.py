@@ -266,3 +266,13 @@ def test_policy_fields_for_the_dialer() -> None:
     from callcore.dialer.compliance import AbandonPolicy
 
     assert AbandonPolicy(**c.abandon_policy_fields()).connect_limit_seconds == 2.0
+
+
+def test_a_message_for_machines_waits_for_the_silence_after_the_beep_and_hangup_does_not_wait():
+    from callcore.campaigns.model import AmdConfig
+
+    assert AmdConfig(enabled=True).machine_wait_args() == ""
+    message = AmdConfig(enabled=True, machine_action="message", machine_message=["callcore/goodbye"])
+    assert message.machine_wait_args() == "1500,1,30"
+    tuned = message.model_copy(update={"beep_silence": 1200, "beep_timeout": 12_500})
+    assert tuned.machine_wait_args() == "1200,1,12.5"

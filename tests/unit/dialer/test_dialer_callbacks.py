@@ -247,8 +247,15 @@ async def test_preview_offers_a_callback_to_its_owner_first(pg_pool, clock) -> N
     acd.login("agent02")
     other = await preview.next_lead("agent01")
     assert other.lead.number == "+31612345671"  # not agent02's callback: a fresh lead
+    assert other.callback is None
     mine = await preview.next_lead("agent02")
     assert mine.lead.id == promised.id and preview.holds["agent02"].callback.id == cb.id
+    # The offer says it is a callback: whose, when (UTC and as agreed locally), and the note.
+    assert mine.callback is not None
+    assert (mine.callback.id, mine.callback.owner_agent, mine.callback.due_at) == (cb.id, "agent02", cb.due_at)
+    assert (mine.callback.due_local, mine.callback.timezone, mine.callback.note) == (cb.due_local, cb.timezone,
+                                                                                      cb.note)
+    assert (await preview.next_lead("agent02")).callback == mine.callback  # the same hold, the same offer
     await preview.skip("agent02", promised.id, reason="not now")  # back, still due, still agent02's
     assert [c.id for c in await store.callbacks_of(pg_pool, "c")] == [cb.id]
     again = await preview.next_lead("agent02")

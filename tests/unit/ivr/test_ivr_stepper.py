@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from callcore.ivr.commands import (
+    CallbackChecked,
+    CheckCallback,
     Collect,
     Collected,
     Finished,
@@ -422,12 +424,15 @@ def test_record() -> None:
     assert isinstance(d.step.command, Hangup)
 
 
-def test_callback_event_then_prompt() -> None:
+def test_callback_number_is_checked_then_the_request_recorded_then_the_prompt() -> None:
     cfg = ivr({
         "cb": {"type": "callback", "queue": "support", "prompt": ["callcore/callback-confirmed"], "next": "bye"},
         "bye": BYE,
     })
     d = Driver(cfg, variables={"account": "123456"})
+    assert d.step.command == CheckCallback("+31612345678")  # nothing recorded before the number policy says yes
+    assert events(d.step, E.CALLBACK_REQUESTED) == []
+    d.feed(CallbackChecked(True, "+31612345678"))
     assert events(d.step, E.CALLBACK_REQUESTED) == [
         {"node": "cb", "number": "+31612345678", "queue": "support", "context": {"account": "123456"}}
     ]
@@ -436,11 +441,39 @@ def test_callback_event_then_prompt() -> None:
     assert isinstance(d.step.command, Hangup)
 
 
-def test_callback_without_prompt_goes_straight_on() -> None:
+def test_callback_without_prompt_goes_straight_on_with_the_e164_number() -> None:
     cfg = ivr({"cb": {"type": "callback", "number": "${n}", "queue": "support", "next": "bye"}, "bye": BYE})
-    step = start(cfg.flows["main"], cfg, ctx(), {"n": "0201234"})
-    assert events(step, E.CALLBACK_REQUESTED)[0]["number"] == "0201234"
+    step = start(cfg.flows["main"], cfg, ctx(), {"n": "020 1234567"})
+    assert step.command == CheckCallback("020 1234567")
+    step = resume(cfg.flows["main"], cfg, step.state, CallbackChecked(True, "+31201234567"), ctx())
+    assert events(step, E.CALLBACK_REQUESTED)[0]["number"] == "+31201234567"
     assert isinstance(step.command, Hangup)
+
+
+def test_a_refused_callback_number_records_no_request_and_tells_the_caller() -> None:
+    cfg = ivr({
+        "cb": {"type": "callback", "queue": "support", "prompt": ["callcore/callback-confirmed"], "next": "bye",
+               "on_refused": "queue"},
+        "queue": {"type": "queue", "queue": "support"},
+        "bye": BYE,
+    })
+    d = Driver(cfg)
+    d.feed(CallbackChecked(False, "+31612345678", "destination_not_allowed", "a premium-rate number"))
+    assert events(d.step, E.CALLBACK_REQUESTED) == []
+    assert events(d.step, E.CALLBACK_REFUSED) == [
+        {"node": "cb", "number": "+31612345678", "queue": "support", "code": "destination_not_allowed",
+         "reason": "a premium-rate number"}]
+    assert d.step.command == Play(("sound:callcore/callback-refused",), "en", False)
+    d.feed(Played())
+    assert isinstance(d.step.command, Queue)  # on_refused: the caller waits for an agent instead
+    assert events(d.step, E.NODE_EXITED)[0]["outcome"] == "refused"
+
+
+def test_a_refused_callback_without_on_refused_goes_to_next() -> None:
+    cfg = ivr({"cb": {"type": "callback", "queue": "support", "refused_prompt": [], "next": "bye"}, "bye": BYE})
+    d = Driver(cfg)
+    d.feed(CallbackChecked(False, "+31612345678", "number_on_dnc", "on the do-not-call list"))
+    assert isinstance(d.step.command, Hangup)
 
 
 def test_language_variable_overrides_language() -> None:

@@ -161,7 +161,7 @@ def test_instant_cycle_is_an_error(tmp_path: Path) -> None:
                 type: branch
                 rules: [{variable: x, equals: "1", next: c}]
                 default: bye
-              c: {type: callback, queue: support, next: a}
+              c: {type: set, variables: {z: "1"}, next: a}
               d: {type: set, variables: {y: "1"}, next: d}
               m: {type: menu, options: {1: a}, on_failure: m}
               bye: {type: hangup}

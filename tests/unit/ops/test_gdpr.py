@@ -90,7 +90,7 @@ async def script(pool: Any) -> None:
 async def dump(pool: Any) -> dict[str, str]:
     out = {}
     for table in ("calls", "call_events", "leads", "lead_attempts", "scheduled_callbacks", "dnc_entries",
-                  "idempotency_keys", "webhook_outbox"):
+                  "idempotency_keys", "webhook_outbox", "web_callbacks"):
         rows = await pool.fetch(f"SELECT * FROM {table} ORDER BY 1")
         out[table] = json.dumps([{k: str(v) for k, v in dict(r).items()} for r in rows])
     return out
@@ -141,7 +141,8 @@ async def test_forget_removes_every_trace_but_the_do_not_call_entry(pg_pool):
     deleted = await pg_pool.fetch("SELECT call_id, payload FROM call_events WHERE type = 'recording_deleted'")
     assert sorted((r["call_id"], r["payload"]["reason"]) for r in deleted) == sorted([(G, "gdpr"), (H, "gdpr")])
     assert report.counts == {"events": 6, "calls": 4, "leads_cancelled": 1, "leads": 2, "attempts": 1,
-                             "callbacks": 1, "webhook_deliveries": 1, "api_replies": 1}
+                             "callbacks": 1, "web_callbacks": 0, "web_callbacks_cancelled": 0, "callback_quota": 0,
+                             "webhook_deliveries": 1, "api_replies": 1}
     text = report.format()
     assert "do-not-call entries kept: 1" in text and "recordings deleted: 2" in text
 

@@ -55,3 +55,27 @@ def test_commit_in_small_steps_matches_one_big_commit(tmp_path: Path):
         seen += [r["n"] for r in batch]
         spool.commit(len(batch))
     assert seen == list(range(30))
+
+
+def test_a_full_disk_is_a_full_spool_and_leaves_no_torn_record(tmp_path: Path, monkeypatch):
+    import errno
+    import os
+
+    import callcore.store.spool as spool_module
+
+    spool = DiskSpool(tmp_path)
+    assert spool.append(recs(0, 3))
+    real_write = os.write
+
+    def disk_full(fd: int, data) -> int:  # half the bytes reach the disk, then ENOSPC
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module.os, "write", disk_full)
+    assert not spool.append(recs(3, 6))
+    assert spool.disk_error is not None and "No space left" in spool.disk_error
+    assert spool.pending == 3
+    monkeypatch.setattr(spool_module.os, "write", real_write)
+    assert spool.append(recs(6, 8)) and spool.disk_error is None
+    assert [r["n"] for r in spool.peek(10)] == [0, 1, 2, 6, 7]
+    assert [r["n"] for r in DiskSpool(tmp_path).peek(10)] == [0, 1, 2, 6, 7]  # and after a reopen
