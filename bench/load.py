@@ -5,7 +5,7 @@ Run (as root: sipp, tcpdump, the Asterisk sandbox): ``.venv/bin/python bench/loa
 starts (sipp, tcpdump, the embedded PostgreSQL, the sandbox if it was not running) is stopped at the end.
 
 What runs: sipp callers → Asterisk (the sandbox) → callcore's IVR (DID 8100: a prompt, then the queue node) → the
-ACD → sipp agent phones. Agents are not the bottleneck: ``--seats`` agents (100) share the 20 sipp phones
+ACD → sipp agent phones. Agents are not the bottleneck: ``--seats`` agents (400) share the 20 sipp phones
 (agent01..agent20 answer any number of calls at once), each seat takes one call at a time, no wrap-up; callers
 talk ``--talk-ms`` (4 s) and the agent's phone hangs up.
 
@@ -294,7 +294,7 @@ def report(steps: list[Step], soak: Soak | None, args: argparse.Namespace) -> No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seats", type=int, default=100)
+    ap.add_argument("--seats", type=int, default=400)
     ap.add_argument("--talk-ms", type=int, default=4000)
     ap.add_argument("--start-rate", type=float, default=5.0)
     ap.add_argument("--step", type=float, default=5.0)

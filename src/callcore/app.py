@@ -18,6 +18,7 @@ from callcore.acd.callback_guard import CallbackGuard
 from callcore.acd.click_to_call import ClickToCall
 from callcore.acd.web_callbacks import WebCallbacks
 from callcore.api.health import database_check
+from callcore.campaigns.catalog import CampaignCatalog, conflict_message, conflicts, load_api_campaigns
 from callcore.api.config_routes import CONFIG_CONTROL, AppConfig
 from callcore.api.status import STATUS_SOURCE
 from callcore.ops.status import STATUS_FILE, StatusReporter, build_status
@@ -162,9 +163,17 @@ class CallcoreApp:
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
         self.acd.callback_guard = CallbackGuard(cfg.callbacks, self.dnc)
         self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
-        self.dialer: DialerService | None = None
-        if cfg.campaigns:
-            self.dialer = DialerService(cfg.campaigns, self.acd, self.runtime, self.pool)
+        # The config file's campaigns plus those created through the API (PostgreSQL); a name in both is the
+        # file's (the reload refuses such a file, but one edited while callcore was down can still have it).
+        stored = await load_api_campaigns(self.pool)
+        for name in conflicts(cfg.campaigns, stored):
+            log.error("campaign defined in the config file and through the API; the file's is used",
+                      campaign=name)
+            del stored[name]
+        self.dialer: DialerService | None = DialerService(
+            {**cfg.campaigns, **{n: s.config for n, s in stored.items()}}, self.acd, self.runtime, self.pool)
+        self.campaign_catalog = CampaignCatalog(self.pool, self.dialer, config_campaigns=lambda: self.config.campaigns,
+                                                acd=lambda: self.acd.config, stored=stored)
         self.preview = PreviewDialer(self.dialer) if self.dialer is not None else None
         for link in self.links:
             link.task = asyncio.get_running_loop().create_task(self._run_stream(link), name=f"ari-stream:{link.name}")
@@ -205,7 +214,7 @@ class CallcoreApp:
             campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=self.dnc,
             dispositions=PgDispositionSink(self.pool, self.dialer) if self.dialer is not None else None,
             callbacks=self.web_callbacks, quota=PgCallbackQuota(self.pool), callback_settings=self.config.callbacks,
-            preview=self.preview)
+            preview=self.preview, definitions=self.campaign_catalog)
         self.metrics.registry.register(self.hub.metrics_collector())
         if self.deliverer is not None and self.outbox is not None:
             self.metrics.registry.register(self.deliverer.metrics_collector(self.outbox))
@@ -246,6 +255,12 @@ class CallcoreApp:
             )
         except ConfigError as exc:
             result = ReloadResult(False, self.config.version, [str(i) for i in exc.issues])
+            log.error("config reload rejected; the running config stays", errors=result.errors)
+            self._write_reload_status(result)
+            return result
+        taken = conflicts(new.campaigns, self.campaign_catalog.stored)
+        if taken:
+            result = ReloadResult(False, self.config.version, [conflict_message(taken)])
             log.error("config reload rejected; the running config stays", errors=result.errors)
             self._write_reload_status(result)
             return result

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -51,20 +52,28 @@ async def callcore(asterisk, pg_dsn: str, tmp_path: Path) -> AsyncIterator[Callc
         await asyncio.wait_for(app.stop(drain_seconds=2), 30)
 
 
-@pytest.fixture
-async def acd_app(asterisk, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CallcoreApp]:
-    """callcore with the ACD test config (tests/data/acd_test.yaml): agents 01-03, queues, DIDs 7001-7005."""
+@contextlib.asynccontextmanager
+async def app_from_yaml(text: str, pg_dsn: str, tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CallcoreApp]:
+    """callcore loaded from a YAML config text (as `callcore run` loads its file), on the test's database."""
     from callcore.config import load_config
     from callcore.ivr.registry import CODE_FLOWS
 
     monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
     path = tmp_path / "callcore.yaml"
-    path.write_text(ACD_CONFIG.read_text())
+    path.write_text(text)
     app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
     try:
         yield app
     finally:
         await asyncio.wait_for(app.stop(drain_seconds=2), 30)
+
+
+@pytest.fixture
+async def acd_app(asterisk, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CallcoreApp]:
+    """callcore with the ACD test config (tests/data/acd_test.yaml): agents 01-03, queues, DIDs 7001-7005."""
+    async with app_from_yaml(ACD_CONFIG.read_text(), pg_dsn, tmp_path, monkeypatch) as app:
+        yield app
 
 
 async def assert_no_bridge_in_use(app: CallcoreApp) -> None:

@@ -12,11 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callcore.app import CallcoreApp
-from callcore.config import load_config
-from callcore.ivr.registry import CODE_FLOWS
 from callcore.leads import dnc
 from callcore.leads.csv_import import import_leads
-from tests.integration.conftest import start_app
+from tests.integration.conftest import app_from_yaml
 from tests.sip import AgentPhone, PstnNetwork
 from tests.waiting import wait_until
 
@@ -37,14 +35,8 @@ def zone_at(hours: range) -> str:
 
 @pytest.fixture
 async def dialer_app(asterisk, pg_dsn, tmp_path, monkeypatch):
-    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
-    path = tmp_path / "callcore.yaml"
-    path.write_text(CONFIG.read_text())
-    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
-    try:
+    async with app_from_yaml(CONFIG.read_text(), pg_dsn, tmp_path, monkeypatch) as app:
         yield app
-    finally:
-        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
 
 
 def number(n: int) -> str:

@@ -25,12 +25,10 @@ from typing import Any
 import pytest
 
 from callcore.app import CallcoreApp
-from callcore.config import load_config
 from callcore.dialer.pacing import Decision, PacingSnapshot
-from callcore.ivr.registry import CODE_FLOWS
 from callcore.leads import store
 from callcore.leads.csv_import import import_leads
-from tests.integration.conftest import assert_no_bridge_in_use, start_app
+from tests.integration.conftest import app_from_yaml, assert_no_bridge_in_use
 from tests.integration.test_dialer import number, zone_at
 from tests.sip import AgentPhone, PstnNetwork
 from tests.sip.dtmf_pcap import write_pcap
@@ -46,14 +44,8 @@ COMPLIANCE = "sound:callcore/outbound-abandoned"
 
 @pytest.fixture
 async def outbound_app(asterisk, pg_dsn, tmp_path, monkeypatch):
-    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
-    path = tmp_path / "callcore.yaml"
-    path.write_text(CONFIG.read_text())
-    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
-    try:
+    async with app_from_yaml(CONFIG.read_text(), pg_dsn, tmp_path, monkeypatch) as app:
         yield app
-    finally:
-        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
 
 
 async def poll(pred: Callable[[], Awaitable[object]], timeout: float, what: str | Callable[[], str]) -> None:

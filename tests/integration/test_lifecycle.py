@@ -163,3 +163,46 @@ async def test_given_callcore_run_when_sigterm_arrives_mid_call_then_the_call_fi
         assert n == 14  # every event of the call was flushed before exit
     finally:
         await conn.close()
+
+
+async def test_given_sigterm_then_new_callers_go_to_the_dialplan_and_a_caller_still_waiting_is_handed_back_at_the_limit(
+    asterisk, pg_dsn, tmp_path
+):
+    """Fault 6, the rest of it: while callcore drains, a new caller is not taken (the dialplan's fallback gets it at
+    once); a caller still waiting in a queue when the drain limit passes is handed back to the dialplan (not cut
+    off), its record closed as released; the process exits 0."""
+    from tests.integration.test_acd_restart import spawn, wait_for_event, write_config
+
+    # agent01 is logged in at start with its phone off: the offer fails, the caller waits in the billing queue.
+    config = write_config(tmp_path, "calls: {drain_seconds: 3}\nlogging: {format: json}\n")
+    log_path = tmp_path / "callcore.log"
+    proc = spawn(config, log_path, pg_dsn)
+    try:
+        await wait_until(lambda: b"ARI connected" in log_path.read_bytes(), timeout=30, what="callcore run to connect")
+        waiting = asyncio.create_task(asyncio.to_thread(run_caller, "7001", [], bye_timeout_ms=30_000, timeout=45))
+        await wait_for_event(pg_dsn, "agent_no_answer", log_path)
+        await asyncio.sleep(1.0)  # waiting, with hold music
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        newcomer = await asyncio.to_thread(run_caller, "7002", [], answer_timeout_ms=8_000, timeout=20)
+        assert newcomer.successful == 0  # not taken: the dialplan's fallback apologised and refused it
+        result = await waiting
+        result.check()  # the waiting caller was released to the dialplan, which ended the call properly
+        code = await asyncio.to_thread(proc.wait, 30)
+        assert code == 0, log_path.read_text()[-3000:]
+        assert time.monotonic() - started < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn.fetch("SELECT c.did, c.ended_at, e.payload->>'reason' AS reason FROM calls c "
+                                "JOIN call_events e ON e.call_id = c.call_id AND e.type = 'call_ended'")
+        assert [(r["did"], r["reason"]) for r in rows] == [("7001", "released_to_dialplan")], rows
+        assert all(r["ended_at"] is not None for r in rows)
+    finally:
+        await conn.close()

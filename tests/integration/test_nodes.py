@@ -13,10 +13,8 @@ import pytest
 import yaml
 
 from callcore.app import CallcoreApp
-from callcore.config import load_config
-from callcore.ivr.registry import CODE_FLOWS
 from callcore.ops.status import build_status
-from tests.integration.conftest import ACD_CONFIG, assert_no_bridge_in_use, start_app
+from tests.integration.conftest import ACD_CONFIG, app_from_yaml, assert_no_bridge_in_use
 from tests.sip import AgentPhone, PstnPhone, run_caller, run_callers
 from tests.waiting import wait_until
 
@@ -44,18 +42,12 @@ def asterisk_b(asterisk) -> Iterator[object]:
 
 @pytest.fixture
 async def two_node_app(asterisk_b, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
     data = yaml.safe_load(ACD_CONFIG.read_text())
     data["ari"].update(nodes=[{"name": "b", "url": "http://127.0.0.1:8089"}], peer_dial="PJSIP/{resource}@node-{node}")
     data["agents"]["agent02"]["node"] = "b"  # Bob's phone is registered on node b; Anna's on the main node
     data["agents"]["agent01"]["node"] = "main"
-    path = tmp_path / "callcore.yaml"
-    path.write_text(yaml.safe_dump(data))
-    app = await start_app(load_config(path, known_flows=set(CODE_FLOWS)))
-    try:
+    async with app_from_yaml(yaml.safe_dump(data), pg_dsn, tmp_path, monkeypatch) as app:
         yield app
-    finally:
-        await asyncio.wait_for(app.stop(drain_seconds=2), 30)
 
 
 def invites_came_from(phone: AgentPhone) -> set[int]:

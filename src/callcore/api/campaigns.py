@@ -5,7 +5,7 @@ calls and preview dialling.
 |---|---|
 | ``GET /campaigns``, ``GET /campaigns/{name}``, ``GET /campaigns/{name}/leads`` | supervisor, integrator |
 | ``POST /campaigns/{name}/start|pause|stop``, ``POST /campaigns/{name}/leads`` (CSV) | supervisor, integrator |
-| ``POST /campaigns``, ``PUT /campaigns/{name}`` | supervisor: always 501, the YAML is the source of truth |
+| ``POST /campaigns``, ``PUT /campaigns/{name}`` | supervisor (campaigns owned by the API; the config file's: 409) |
 | ``GET|POST /dnc``, ``GET|POST /campaigns/{name}/dnc`` | supervisor, integrator |
 | ``DELETE /dnc/{number}``, ``DELETE /campaigns/{name}/dnc/{number}`` | supervisor |
 | ``POST /agents/{agent_id}/campaign-disposition`` | agent (own), supervisor, integrator |
@@ -36,6 +36,7 @@ from callcore.api.common import Body, Out, service_errors
 from callcore.api.errors import ApiError, bad_request, not_found
 from callcore.api.outbound_services import (
     CampaignControl,
+    CampaignDefinitions,
     CampaignRunView,
     DispositionSink,
     DncStore,
@@ -159,6 +160,27 @@ class CampaignOut(Out):
     connected: int = Field(description="calls talking to an agent")
     dialed: int = Field(description="calls launched since this process started")
     last_decision: str = Field(description="the pacer's last decision, in words")
+    source: Literal["config", "api"] = Field(description="who owns it: the config file (change it there and "
+                                                         "reload) or the API (PUT /campaigns/{name})")
+    version: int | None = Field(description="API campaigns: the stored version (PUT ?version= / If-Match); "
+                                            "null for the config file's")
+
+
+class CampaignWritten(CampaignOut):
+    warnings: list[str] = Field(description="what the config file's checks would warn about (it was stored)")
+
+
+class CampaignCreateBody(CampaignConfig):
+    """A campaign as in the config file's ``campaigns:`` section, with its name."""
+
+    name: CampaignName
+
+
+class CampaignPutQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description="refuse (409) unless the campaign is still "
+                                                                      "at this version (as If-Match does)")
 
 
 class CampaignPage(Out):
@@ -377,7 +399,8 @@ class PreviewActionOut(Out):
 # -- conversions ---------------------------------------------------------------------------------------------------
 
 
-def campaign_out(control: CampaignControl, run: CampaignRunView) -> CampaignOut:
+def campaign_out(control: CampaignControl, run: CampaignRunView,
+                 definitions: CampaignDefinitions | None = None) -> CampaignOut:
     cfg = run.config
     status = dict(control.status(run.name))
     return CampaignOut(
@@ -385,6 +408,8 @@ def campaign_out(control: CampaignControl, run: CampaignRunView) -> CampaignOut:
         state=str(status.get("state", run.state)), in_flight=int(status.get("in_flight", 0)),
         connected=int(status.get("connected", 0)), dialed=int(status.get("dialed", 0)),
         last_decision=str(status.get("last_decision", "")),
+        source=definitions.source(run.name) if definitions is not None else "config",
+        version=definitions.version(run.name) if definitions is not None else None,
     )
 
 
@@ -434,10 +459,11 @@ def _after_id(cursor: str | None) -> int | None:
 @routes.get("/campaigns", summary="List campaigns with their live state", tags=TAGS, roles=READ, query=PageQuery,
             response=CampaignPage, errors=(501,))
 async def list_campaigns(req: ApiRequest) -> CampaignPage:
-    control = _control(outbound(req))
+    out = outbound(req)
+    control = _control(out)
     runs = list(control.runs.values())
     page, next_link = paginate(runs, lambda r: r.name, req.query, req)
-    return CampaignPage(items=[campaign_out(control, r) for r in page], next=next_link)
+    return CampaignPage(items=[campaign_out(control, r, out.definitions) for r in page], next=next_link)
 
 
 @routes.get("/campaigns/{name}", summary="One campaign: state, leads by status, abandonment now, dispositions",
@@ -452,7 +478,7 @@ async def get_campaign(req: ApiRequest) -> CampaignDetail:
     policy = run.config.policy()
     leads = {s: int(counts.get(s, 0)) for s in LEAD_STATUSES}
     return CampaignDetail(
-        **campaign_out(control, run).model_dump(),
+        **campaign_out(control, run, out.definitions).model_dump(),
         leads=leads, leads_total=sum(leads.values()),
         abandonment=AbandonmentOut(
             preset=policy.preset, window_seconds=policy.window_seconds, start=window.start, end=window.end,
@@ -464,31 +490,79 @@ async def get_campaign(req: ApiRequest) -> CampaignDetail:
     )
 
 
-CONFIG_ONLY = ("campaigns are defined in the config file (`campaigns:` in callcore.yaml, docs/campaigns.md): edit it, "
-               "check it with `callcore check-config`, and apply it with `callcore reload`")
+def _definitions(out: OutboundServices) -> CampaignDefinitions:
+    defs: CampaignDefinitions = part(out.definitions, "the campaign store")
+    return defs
 
 
-@routes.post("/campaigns", summary="Create a campaign (not supported: the YAML is the source of truth)", tags=TAGS,
-             roles=SUPERVISORS, response=CampaignOut, status=201, errors=(501,),
-             description="Always 501 `not_implemented`: " + CONFIG_ONLY + ".")
-async def create_campaign(req: ApiRequest) -> CampaignOut:
-    raise ApiError(501, "not_implemented", CONFIG_ONLY, {"see": "docs/campaigns.md"})
+def _if_match(req: ApiRequest) -> int | None:
+    """The expected version: ``?version=`` or an ``If-Match: "3"`` header (``*``: any)."""
+    version: int | None = req.query.version
+    header = req.request.headers.get("If-Match")
+    if header is not None and header.strip() != "*":
+        text = header.strip().removeprefix("W/").strip('"')
+        if not text.isdigit() or not 0 < int(text) < 2**31:
+            raise bad_request("invalid_if_match", 'If-Match must be a campaign version such as "3"')
+        if version is not None and version != int(text):
+            raise bad_request("invalid_if_match", "If-Match and ?version= name different versions")
+        version = int(text)
+    return version
 
 
-@routes.put("/campaigns/{name}", summary="Change a campaign (not supported: the YAML is the source of truth)",
-            tags=TAGS, roles=SUPERVISORS, response=CampaignOut, path_params=NAME, errors=(501,),
-            description="Always 501 `not_implemented`: " + CONFIG_ONLY + ".")
-async def update_campaign(req: ApiRequest) -> CampaignOut:
-    raise ApiError(501, "not_implemented", CONFIG_ONLY, {"see": "docs/campaigns.md"})
+def _written(out: OutboundServices, name: str, warnings: list[str]) -> CampaignWritten:
+    control = _control(out)
+    return CampaignWritten(**campaign_out(control, run_of(control, name), out.definitions).model_dump(),
+                           warnings=warnings)
+
+
+OWNERSHIP = ("A campaign belongs to the config file (`campaigns:` in callcore.yaml) or to the API, never both: "
+             "the file's are changed in the file and applied with `callcore reload`, this endpoint answers 409 for "
+             "them. The body is a campaign as written in the file, checked exactly as the file's (422 lists every "
+             "problem; nothing is stored).")
+
+
+@routes.post("/campaigns", summary="Create a campaign (stored in PostgreSQL, stopped)", tags=TAGS,
+             roles=SUPERVISORS, body=CampaignCreateBody, response=CampaignWritten, status=201,
+             errors=(409, 422, 501),
+             description=OWNERSHIP + " 409: the name is the config file's or taken. The dialer knows it at once; "
+                                     "start it with POST /campaigns/{name}/start.")
+async def create_campaign(req: ApiRequest) -> CampaignWritten:
+    out = outbound(req)
+    defs = _definitions(out)
+    body: CampaignCreateBody = req.body
+    config = CampaignConfig.model_validate(body.model_dump(exclude_unset=True, exclude={"name"}))
+    with outbound_errors():
+        _, warnings = await defs.create(body.name, config, by=req.principal.name if req.principal else "")
+        return _written(out, body.name, warnings)
+
+
+@routes.put("/campaigns/{name}", summary="Replace an API campaign's definition", tags=TAGS, roles=SUPERVISORS,
+            body=CampaignConfig, query=CampaignPutQuery, response=CampaignWritten, path_params=NAME,
+            errors=(404, 409, 422, 501),
+            description=OWNERSHIP + " While the campaign runs, everything but `mode` and `queue` may change (caller "
+                                    "ID, windows, retry rules, dispositions, abandonment policy, AMD, script…): "
+                                    "the next attempts use it, calls in progress keep theirs; changing `mode` or "
+                                    "`queue` of a running campaign is 409 (pause or stop it first). `?version=` or "
+                                    "`If-Match` refuse a lost update with 409 and the current version.")
+async def update_campaign(req: ApiRequest) -> CampaignWritten:
+    out = outbound(req)
+    defs = _definitions(out)
+    name = req.path["name"]
+    expected = _if_match(req)
+    with outbound_errors():
+        _, warnings = await defs.update(name, req.body, by=req.principal.name if req.principal else "",
+                                        expected_version=expected)
+        return _written(out, name, warnings)
 
 
 def _control_route(action: Literal["start", "pause", "stop"], summary: str, description: str) -> None:
     async def handler(req: ApiRequest) -> CampaignOut:
-        control = _control(outbound(req))
+        out = outbound(req)
+        control = _control(out)
         run = run_of(control, req.path["name"])
         with outbound_errors():
             await getattr(control, action)(run.name)
-        return campaign_out(control, run_of(control, run.name))
+        return campaign_out(control, run_of(control, run.name), out.definitions)
 
     handler.__name__ = f"{action}_campaign"
     routes.post(f"/campaigns/{{name}}/{action}", summary=summary, description=description, tags=TAGS,

@@ -164,10 +164,18 @@ class AppConfig:
         return self.app.config
 
     def load(self, path: Path) -> Any:
+        from callcore.campaigns.catalog import conflict_message, conflicts
         from callcore.config import load_config
+        from callcore.config.loader import ConfigError, ConfigIssue
         from callcore.ivr.registry import CODE_FLOWS
 
-        return load_config(path, known_flows=set(CODE_FLOWS) | set(self.app._flows or {}))
+        cfg = load_config(path, known_flows=set(CODE_FLOWS) | set(self.app._flows or {}))
+        # A reload would refuse it: validate and dry-run say so too.
+        catalog = getattr(self.app, "campaign_catalog", None)
+        taken = conflicts(cfg.campaigns, catalog.stored) if catalog is not None else []
+        if taken:
+            raise ConfigError([ConfigIssue(str(path), None, "campaigns", conflict_message(taken))])
+        return cfg
 
     async def reload(self) -> Any:
         return await self.app.reload()

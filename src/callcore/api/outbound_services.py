@@ -6,6 +6,7 @@ PostgreSQL implementations here (over ``callcore.leads``); the live parts are im
 | Protocol | implemented by | status |
 |---|---|---|
 | :class:`CampaignControl` | ``dialer.service.DialerService`` (``runs``, ``run_of``, ``status``, ``start``/``pause``/``stop``) | complete |
+| :class:`CampaignDefinitions` | ``campaigns.catalog.CampaignCatalog`` (``campaigns`` table + the dialer) | complete |
 | :class:`LeadStore` | :class:`PgLeadStore` (``leads.store``, ``leads.csv_import``) | complete |
 | :class:`DncStore` | :class:`PgDncStore` (``leads.dnc``) | complete |
 | :class:`DispositionSink` | :class:`PgDispositionSink` (``leads.store.set_disposition``; attempt id = call id) | complete |
@@ -18,7 +19,8 @@ Wiring, in the composition root, before ``api.start()`` (like ``live_events.EVEN
     api.app[OUTBOUND] = OutboundServices(
         campaigns=dialer, leads=PgLeadStore(pool), dnc=PgDncStore(pool),
         dispositions=PgDispositionSink(pool, dialer), preview=..., callbacks=..., quota=PgCallbackQuota(pool),
-        callback_settings=cfg.callbacks, default_region=...)
+        callback_settings=cfg.callbacks, default_region=...,
+        definitions=CampaignCatalog(pool, dialer, ...))  # campaigns.catalog: POST/PUT /campaigns
 
 Without it every one of these endpoints answers 501 ``not_implemented``; a part left None makes the endpoints
 that need it answer 501 too.
@@ -98,6 +100,38 @@ class CampaignControl(Protocol):
         ...
 
     async def stop(self, name: str) -> None: ...
+
+
+class StoredDefinition(Protocol):
+    """An API campaign as stored (``campaigns.catalog.StoredCampaign``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class CampaignDefinitions(Protocol):
+    """Campaigns created through the API (``campaigns.catalog.CampaignCatalog``); the config file's are not
+    theirs to change."""
+
+    def source(self, name: str) -> Literal["config", "api"]: ...
+
+    def version(self, name: str) -> int | None:
+        """The stored version of an API campaign; None for the config file's."""
+        ...
+
+    async def create(self, name: str, config: CampaignConfig, *, by: str) -> tuple[StoredDefinition, list[str]]:
+        """Validate (Invalid), store, add to the dialer (stopped) → (stored, warnings). Rejected: the name is the
+        config file's or taken."""
+        ...
+
+    async def update(self, name: str, config: CampaignConfig, *, by: str,
+                     expected_version: int | None = None) -> tuple[StoredDefinition, list[str]]:
+        """Validate, store (version + 1), hand to the dialer. NotFound: unknown; Rejected: the config file's, or
+        not at ``expected_version``; DialerError: running and mode/queue would change."""
+        ...
 
 
 # -- leads ------------------------------------------------------------------------------------------------------
@@ -411,6 +445,7 @@ class OutboundServices:
     """Everything the outbound endpoints use; None: not wired (the endpoints using it answer 501)."""
 
     campaigns: CampaignControl | None = None
+    definitions: CampaignDefinitions | None = None  # POST /campaigns, PUT /campaigns/{name}
     leads: LeadStore | None = None
     dnc: DncStore | None = None
     dispositions: DispositionSink | None = None
@@ -444,6 +479,7 @@ __all__ = [
     "CallbackStatus",
     "CallbackTicket",
     "CampaignControl",
+    "CampaignDefinitions",
     "CampaignRunView",
     "DispositionResult",
     "DispositionSink",

@@ -71,6 +71,9 @@ class AttemptState:
     phase: Literal["ringing", "waiting_agent", "connected", "done"] = "ringing"
     callback: leads.Callback | None = None  # a scheduled callback being dialled
     agent: str | None = None  # the agent reserved for this call (callbacks, preview): it needs no free agent
+    # The campaign's config when the call was launched: a live config change (PUT /campaigns/{name}) applies to
+    # the next attempts, never halfway through a call. None: the run's current config.
+    config: CampaignConfig | None = None
 
 
 @dataclass
@@ -137,21 +140,23 @@ class DialerService:
         run.task = asyncio.get_running_loop().create_task(self._loop(run), name=f"campaign:{name}")
         log.info("campaign started", campaign=name, mode=run.config.mode)
 
-    async def _replay_ledger(self, run: CampaignRun) -> None:
+    async def _replay_ledger(self, run: CampaignRun, ledger: AbandonLedger | None = None) -> None:
         """The abandons already spent in the policy's window (before a restart, a stop and start) still count:
-        the new ledger replays the campaign's recorded attempts of that window, oldest first."""
-        assert run.ledger is not None
+        the new ledger (``ledger``, default the run's) replays the campaign's recorded attempts of that window,
+        oldest first."""
+        ledger = ledger or run.ledger
+        assert ledger is not None
         window = run.config.policy().window_seconds
         now_wall, now = _utcnow(), self.now()
         entries = await leads.ledger_entries(self.db, run.name, since=now_wall - timedelta(seconds=window))
         for e in entries:
             at = now - max(0.0, (now_wall - e.at).total_seconds())
             if e.outcome == "machine":
-                run.ledger.record_amd_machine(at)
+                ledger.record_amd_machine(at)
             else:
-                run.ledger.record_live(at, abandoned=e.abandoned, number=e.number)
+                ledger.record_live(at, abandoned=e.abandoned, number=e.number)
         if entries:
-            counts = run.ledger.counts(now)
+            counts = ledger.counts(now)
             log.info("abandonment ledger replayed", campaign=run.name, attempts=len(entries),
                      live=counts.live, abandons=counts.abandons)
 
@@ -181,6 +186,47 @@ class DialerService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- campaigns defined through the API (callcore.campaigns.catalog) ----------------------------------------
+    #: What a running campaign cannot change: its loop, pacer and agents are built around them.
+    FIXED_WHILE_RUNNING = ("mode", "queue")
+
+    def add_campaign(self, name: str, config: CampaignConfig) -> CampaignRun:
+        """A campaign created while callcore runs: known at once, stopped until someone starts it."""
+        if name in self.runs:
+            raise DialerError(f"campaign {name!r} exists already")
+        run = self.runs[name] = CampaignRun(name, config)
+        log.info("campaign added", campaign=name, mode=config.mode)
+        return run
+
+    def check_config_change(self, name: str, config: CampaignConfig) -> None:
+        """DialerError when ``config`` may not replace the campaign's now (KeyError: unknown campaign)."""
+        run = self.run_of(name)
+        if run.state != "running":
+            return
+        changed = [f for f in self.FIXED_WHILE_RUNNING if getattr(config, f) != getattr(run.config, f)]
+        if changed:
+            raise DialerError(f"campaign {name!r} is running: its {' and '.join(changed)} cannot change while it "
+                              "dials; pause or stop it first")
+
+    def replace_config(self, name: str, config: CampaignConfig) -> None:
+        """The running loop reads ``run.config`` at every step, so caller ID, windows, retry rules, dispositions,
+        AMD and script apply from the next attempt; calls in progress keep the config they were launched with."""
+        self.check_config_change(name, config)
+        run = self.run_of(name)
+        old, run.config = run.config, config
+        if run.state == "running" and config.abandon_policy_fields() != old.abandon_policy_fields():
+            self._spawn(self._swap_ledger(run, config), f"ledger:{name}")
+        self._wake.set()
+        log.info("campaign config replaced", campaign=name, state=run.state)
+
+    async def _swap_ledger(self, run: CampaignRun, config: CampaignConfig) -> None:
+        """A new abandonment policy: a ledger with its limits, filled from the recorded attempts, replaces the old
+        one once ready (the old one keeps pacing meanwhile, so there is no moment without a ledger)."""
+        ledger = AbandonLedger(AbandonPolicy(**config.abandon_policy_fields()), control_windows=[3600])
+        await self._replay_ledger(run, ledger)
+        if run.config is config and run.state == "running":
+            run.ledger = ledger
 
     def status(self, name: str) -> dict[str, Any]:
         run = self.run_of(name)
@@ -346,7 +392,8 @@ class DialerService:
                 self._withdraw(agent_id, attempt_id, "callback lead unreadable")
                 await asyncio.shield(leads.release_callbacks(self.db, [cb.id], now=_utcnow()))
                 raise
-            attempt = AttemptState(lead, attempt_id, _utcnow(), self.now(), callback=cb, agent=agent_id)
+            attempt = AttemptState(lead, attempt_id, _utcnow(), self.now(), callback=cb, agent=agent_id,
+                                   config=run.config)
             run.attempts[attempt_id] = attempt
             run.dialed += 1
             log.info("dialling a scheduled callback", campaign=run.name, callback=cb.id, agent=agent_id,
@@ -367,7 +414,7 @@ class DialerService:
     async def dial_with_agent(self, run: CampaignRun, attempt: AttemptState, agent_id: str) -> None:
         """Dial with ``agent_id`` already reserved (a callback, a preview call): no AMD (the agent hears a
         machine and says so in the disposition); when the callee answers, the agent's phone rings at once."""
-        cfg = run.config
+        cfg = attempt.config or run.config
         data: dict[str, Any] = {"did": attempt.lead.number, "campaign": run.name, "lead_id": attempt.lead.id or None,
                                 "agent": agent_id}
         if attempt.callback is not None:
@@ -399,7 +446,7 @@ class DialerService:
         """In the call's own task: the callee answered; the reserved agent's phone rings now."""
         from callcore.acd.service import QueuedCaller
 
-        acd, cfg = self.acd, run.config
+        acd, cfg = self.acd, attempt.config or run.config
         answered_at = _utcnow()
         entry = QueuedCaller(call, cfg.queue or "", 0, acd.now(), dict(cfg.skills), assigned=agent_id,
                              record=cfg.recording)
@@ -419,7 +466,7 @@ class DialerService:
 
     # -- one attempt ------------------------------------------------------------------------------------
     def _launch(self, run: CampaignRun, lead: leads.Lead) -> None:
-        attempt = AttemptState(lead, uuid7(), _utcnow(), self.now())
+        attempt = AttemptState(lead, uuid7(), _utcnow(), self.now(), config=run.config)
         run.attempts[attempt.attempt_id] = attempt
         run.dialed += 1
         task = asyncio.get_running_loop().create_task(self._dial(run, attempt), name=f"attempt:{lead.number}")
@@ -427,7 +474,7 @@ class DialerService:
         task.add_done_callback(self._tasks.discard)
 
     async def _dial(self, run: CampaignRun, attempt: AttemptState) -> None:
-        cfg = run.config
+        cfg = attempt.config or run.config
         amd = cfg.amd.dialplan_args() if cfg.amd.enabled else "off"
         # A machine that gets a message: the dialplan waits for its beep (see asterisk/extensions.conf).
         variables = {"CALLCORE_AMD": amd, "CALLCORE_MACHINE_WAIT": cfg.amd.machine_wait_args(),
@@ -454,7 +501,7 @@ class DialerService:
 
     async def _answered(self, run: CampaignRun, attempt: AttemptState, call: Call) -> None:
         """Runs in the answered call's own task: machine or person, and what became of it."""
-        cfg = run.config
+        cfg = attempt.config or run.config
         verdict = call.args[1] if len(call.args) > 1 else "NOAMD"
         cause = call.args[2] if len(call.args) > 2 else ""
         answered_at = _utcnow()
@@ -509,6 +556,7 @@ class DialerService:
 
     async def _record(self, run: CampaignRun, attempt: AttemptState, outcome: str, **extra: Any) -> None:
         attempt.phase = "done"
+        cfg = attempt.config or run.config
         run.attempts.pop(attempt.attempt_id, None)
         # A callback of a bare number has a stand-in lead with id 0: no lead row to move on.
         record = leads.Attempt(number=attempt.lead.number, started_at=attempt.started, outcome=outcome,
@@ -516,12 +564,12 @@ class DialerService:
                                call_id=attempt.attempt_id, ended_at=_utcnow(), **extra)
         if run.ledger is not None and outcome in ("human", "abandoned"):
             abandoned = outcome == "abandoned" or (record.connect_delay_seconds or 0) > \
-                run.config.policy().agent_connect_seconds
+                cfg.policy().agent_connect_seconds
             run.ledger.record_live(self.now(), abandoned=abandoned, number=attempt.lead.number)
         elif run.ledger is not None and outcome == "machine":
             run.ledger.record_amd_machine(self.now())
         try:
-            await leads.record_attempt(self.db, run.name, run.config, record)
+            await leads.record_attempt(self.db, run.name, cfg, record)
         except Exception:
             log.exception("could not record a dial attempt", campaign=run.name, attempt=str(attempt.attempt_id))
         if attempt.callback is not None:

@@ -94,6 +94,62 @@ class FakeDialer:
         self.calls.append(("stop", name))
         self.run_of(name).state = "stopped"
 
+    # Like DialerService's methods for API campaigns.
+    def add_campaign(self, name: str, config: CampaignConfig) -> FakeRun:
+        if name in self.runs:
+            raise DialerError(f"campaign {name!r} exists already")
+        run = self.runs[name] = FakeRun(name, config)
+        return run
+
+    def check_config_change(self, name: str, config: CampaignConfig) -> None:
+        run = self.run_of(name)
+        if run.state == "running" and (config.mode, config.queue) != (run.config.mode, run.config.queue):
+            raise DialerError(f"campaign {name!r} is running: pause or stop it first")
+
+    def replace_config(self, name: str, config: CampaignConfig) -> None:
+        self.check_config_change(name, config)
+        self.run_of(name).config = config
+
+
+@dataclass(frozen=True)
+class FakeStored:
+    name: str
+    version: int
+
+
+class FakeDefinitions:
+    """CampaignDefinitions in memory over a FakeDialer (the real one, campaigns.catalog, is tested on PostgreSQL):
+    ``api_owned`` names are the API's, every other campaign of the dialer the config file's."""
+
+    def __init__(self, dialer: FakeDialer, api_owned: Sequence[str] = ()) -> None:
+        self.dialer = dialer
+        self.versions: dict[str, int] = {n: 1 for n in api_owned}
+
+    def source(self, name: str) -> str:
+        return "api" if name in self.versions else "config"
+
+    def version(self, name: str) -> int | None:
+        return self.versions.get(name)
+
+    async def create(self, name: str, config: CampaignConfig, *, by: str) -> tuple[FakeStored, list[str]]:
+        if name in self.dialer.runs:
+            raise Rejected(f"campaign {name!r} exists already")
+        self.dialer.add_campaign(name, config)
+        self.versions[name] = 1
+        return FakeStored(name, 1), []
+
+    async def update(self, name: str, config: CampaignConfig, *, by: str,
+                     expected_version: int | None = None) -> tuple[FakeStored, list[str]]:
+        if name not in self.versions:
+            if name in self.dialer.runs:
+                raise Rejected(f"campaign {name!r} is defined in the config file; change it there and reload")
+            raise NotFound(f"no campaign {name!r}", {"resource": "campaign", "id": name})
+        if expected_version is not None and expected_version != self.versions[name]:
+            raise Rejected("changed meanwhile", {"version": self.versions[name]})
+        self.dialer.replace_config(name, config)
+        self.versions[name] += 1
+        return FakeStored(name, self.versions[name]), []
+
 
 def lead(id: int, campaign: str = "retention", status: str = "pending", number: str | None = None) -> Lead:
     return Lead(id=id, campaign=campaign, number=number or f"+3161234{id:04d}", timezone="Europe/Amsterdam",
@@ -298,8 +354,9 @@ def callback_settings(**overrides: Any) -> CallbacksSettings:
 
 def outbound(clocks: Clocks | None = None, **overrides: Any) -> OutboundServices:
     clocks = clocks or Clocks()
+    dialer = overrides.get("campaigns") or FakeDialer()
     parts: dict[str, Any] = {
-        "campaigns": FakeDialer(), "leads": FakeLeads(), "dnc": FakeDnc(), "dispositions": FakeDispositions(),
+        "campaigns": dialer, "definitions": FakeDefinitions(dialer), "leads": FakeLeads(), "dnc": FakeDnc(), "dispositions": FakeDispositions(),
         "preview": FakePreview(), "callbacks": FakeScheduler(lambda: clocks.now), "quota": FakeQuota(),
         "callback_settings": callback_settings(), "default_region": "NL",
         "clock": lambda: clocks.now, "monotonic": lambda: clocks.mono,
@@ -331,6 +388,7 @@ __all__ = [
     "CALL_OUT",
     "NOW",
     "Clocks",
+    "FakeDefinitions",
     "FakeDialer",
     "FakeDispositions",
     "FakeDnc",

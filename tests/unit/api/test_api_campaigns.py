@@ -61,6 +61,14 @@ def reserved(out: OutboundServices) -> None:
     out.preview.reserve("a1", 7)  # type: ignore[union-attr]
 
 
+def api_owned(out: OutboundServices) -> None:
+    out.definitions.versions["retention"] = 1  # type: ignore[union-attr]
+
+
+NEW_CAMPAIGN = {"name": "upsell", "caller_id": "+31881234567", "default_region": "NL", "queue": "sales"}
+NEW_CONFIG = {"caller_id": "+31881234568", "default_region": "NL", "queue": "sales"}
+
+
 def callback_waiting(out: OutboundServices) -> None:
     out.callbacks.add("cb9", requested_by="integrator")  # type: ignore[union-attr]
 
@@ -84,8 +92,8 @@ class Case:
 CASES = [
     Case("GET", "/campaigns", "/campaigns", ALL_BUT_AGENTS),
     Case("GET", "/campaigns/{name}", "/campaigns/retention", ALL_BUT_AGENTS),
-    Case("POST", "/campaigns", "/campaigns", SUPERVISORS, 501),
-    Case("PUT", "/campaigns/{name}", "/campaigns/retention", SUPERVISORS, 501),
+    Case("POST", "/campaigns", "/campaigns", SUPERVISORS, 201, NEW_CAMPAIGN),
+    Case("PUT", "/campaigns/{name}", "/campaigns/retention", SUPERVISORS, 200, NEW_CONFIG, setup=api_owned),
     Case("POST", "/campaigns/{name}/start", "/campaigns/retention/start", ALL_BUT_AGENTS),
     Case("POST", "/campaigns/{name}/pause", "/campaigns/retention/pause", ALL_BUT_AGENTS),
     Case("POST", "/campaigns/{name}/stop", "/campaigns/retention/stop", ALL_BUT_AGENTS),
@@ -175,7 +183,8 @@ async def test_list_campaigns_with_live_state_and_pages(wired):
     assert [c["name"] for c in body["items"]] == ["retention", "survey"]
     assert body["items"][0] == {"name": "retention", "description": "Klantbehoud", "enabled": True,
                                 "mode": "progressive", "queue": "sales", "state": "stopped", "in_flight": 1,
-                                "connected": 2, "dialed": 3, "last_decision": "progressive: 1 ready"}
+                                "connected": 2, "dialed": 3, "last_decision": "progressive: 1 ready",
+                                "source": "config", "version": None}
     status, body, _ = await api.call("GET", body["next"], "supervisor")
     assert [c["name"] for c in body["items"]] == ["winback"] and body["next"] is None
 
@@ -223,12 +232,28 @@ async def test_start_pause_stop_and_the_dialers_refusals(wired):
     assert status == 409 and "disabled" in body["error"]["message"]
 
 
-async def test_create_and_update_point_to_the_config_file(wired):
-    api, _ = wired
-    for method, path in (("POST", "/campaigns"), ("PUT", "/campaigns/retention")):
-        status, body, _ = await api.call(method, path, "admin", json={"name": "x"})
-        assert status == 501 and body["error"]["code"] == "not_implemented"
-        assert "callcore reload" in body["error"]["message"] and "callcore.yaml" in body["error"]["message"]
+async def test_create_and_update_go_to_the_campaign_store(wired):
+    api, out = wired
+    status, body, _ = await api.call("POST", "/campaigns", "supervisor", json=NEW_CAMPAIGN)
+    assert status == 201, body
+    assert (body["name"], body["source"], body["version"], body["state"]) == ("upsell", "api", 1, "stopped")
+    assert out.campaigns.run_of("upsell").config.caller_id == "+31881234567"  # type: ignore[union-attr]
+    status, body, _ = await api.call("POST", "/campaigns", "supervisor", json=NEW_CAMPAIGN)
+    assert status == 409
+    status, body, _ = await api.call("PUT", "/campaigns/upsell?version=1", "supervisor", json=NEW_CONFIG)
+    assert status == 200 and body["version"] == 2
+    status, body, _ = await api.call("PUT", "/campaigns/upsell", "supervisor", json=NEW_CONFIG,
+                                     headers={"If-Match": '"1"'})
+    assert status == 409 and body["error"]["details"]["version"] == 2
+    status, body, _ = await api.call("PUT", "/campaigns/upsell", "supervisor", json=NEW_CONFIG,
+                                     headers={"If-Match": "nonsense"})
+    assert status == 400 and body["error"]["code"] == "invalid_if_match"
+    status, body, _ = await api.call("PUT", "/campaigns/retention", "admin", json=NEW_CONFIG)
+    assert status == 409 and "config file" in body["error"]["message"]
+    status, body, _ = await api.call("PUT", "/campaigns/nope", "admin", json=NEW_CONFIG)
+    assert status == 404
+    status, body, _ = await api.call("POST", "/campaigns", "admin", json={**NEW_CAMPAIGN, "name": "x", "bogus": 1})
+    assert status == 422 and "x" not in out.campaigns.runs  # type: ignore[union-attr]
 
 
 async def test_leads_are_listed_by_id_with_a_status_filter(wired):

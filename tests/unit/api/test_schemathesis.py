@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -54,54 +54,14 @@ from callcore.store.migrations import migrate
 from callcore.store.pool import create_pool
 from tests.pg import replace_database
 from tests.unit.api.apifakes import CALL1, TOKENS, static_tokens, world
+from tests.unit.api.test_api_config import BASE as CONFIG_BASE
+from tests.unit.api.test_api_config import Control as ConfigControl  # the config routes over the real loader
 from tests.unit.api.outboundfakes import outbound
 
 # Examples per operation (62 operations): the default keeps the whole test near half a minute on
 # two cores; raise it for a deeper run.
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 ADMIN = TOKENS["admin"][0]
-
-CONFIG_YAML = """\
-state_dir: state
-ari: {password: x}
-inbound: {dids: {"1000": sales}}
-skills: [sales, billing]
-agents:
-  a1: {endpoint: PJSIP/a1, skills: {sales: 5}, queues: [sales]}
-queues:
-  sales: {required_skills: {sales: 1}}
-flows:
-  sales: {start: q, nodes: {q: {type: queue, queue: sales}}}
-"""
-
-
-@dataclass
-class ReloadResult:
-    ok: bool
-    version: str
-    errors: list[str]
-    warnings: list[str]
-
-
-class ConfigControl:
-    """The config routes over the real loader, on a small file; reload does not touch a running app."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.config = self.load(path)
-
-    def current(self) -> Any:
-        return self.config
-
-    def load(self, path: Path) -> Any:
-        from callcore.config import load_config
-        from callcore.ivr.registry import CODE_FLOWS
-
-        return load_config(path, known_flows=set(CODE_FLOWS))
-
-    async def reload(self) -> ReloadResult:
-        return ReloadResult(True, self.config.version, [], [])
-
 
 class LiveApi:
     """The API app with its PostgreSQL pool on an event loop in a background thread."""
@@ -139,7 +99,7 @@ class LiveApi:
                                                              "config": lambda: True})
         app[OUTBOUND] = outbound(leads=PgLeadStore(self.pool), dnc=PgDncStore(self.pool),
                                  quota=PgCallbackQuota(self.pool))
-        (self.tmp / "callcore.yaml").write_text(CONFIG_YAML)
+        (self.tmp / "callcore.yaml").write_text(CONFIG_BASE)
         app[CONFIG_CONTROL] = ConfigControl(self.tmp / "callcore.yaml")
         app[STATUS_SOURCE] = lambda: build_status(SimpleNamespace(acd=w.acd, runtime=w.registry))
         app[EVENT_HUB] = EventHub()
