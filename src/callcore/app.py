@@ -137,12 +137,12 @@ class CallcoreApp:
         for agent_id, agent in cfg.agents.items():
             if agent.login_at_start and self.acd.agents[agent_id].state == "logged_out":
                 self.acd.login(agent_id)
-        # One ARI connection and call runtime per Asterisk node; the services see them as one (calls.nodes).
         # Callback destinations (virtual hold, IVR callback nodes) pass the same toll-fraud policy and DNC check
         # as POST /callbacks.
         self.dnc = PgDncStore(self.pool)
         router = make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler,
                              dnc=self.dnc)
+        # One ARI connection and call runtime per Asterisk node; the services see them as one (calls.nodes).
         self.links = []
         for node in cfg.ari.all_nodes():
             ari = AriClient(node.url, node.username or cfg.ari.username,
