@@ -141,7 +141,12 @@ async def test_asterisk_restarts_under_acd_traffic_nothing_stays_stuck_and_new_c
         result = await asyncio.to_thread(run_callers, "7001", 1, 1.0, bye_timeout_ms=20_000, timeout=40)
     result.check()
     assert time.monotonic() - back < 15  # reconnect (< 5 s) + the whole next call
-    await acd_app.writer.flush()
+    # The record closes when the channel's ChannelDestroyed arrives, just after sipp saw its BYE answered.
+    for _ in range(100):
+        await acd_app.writer.flush()
+        if not await acd_app.pool.fetchval("SELECT count(*) FROM calls WHERE ended_at IS NULL"):
+            break
+        await asyncio.sleep(0.1)
     open_calls = await acd_app.pool.fetchval("SELECT count(*) FROM calls WHERE ended_at IS NULL")
     assert open_calls == 0  # the six calls Asterisk took down with it are closed too
     stories = {r["call_id"]: r["types"] for r in await acd_app.pool.fetch(
