@@ -14,6 +14,7 @@ import structlog
 from callcore.acd.service import AcdService
 from callcore.dialer.preview import PreviewDialer
 from callcore.dialer.service import DialerService
+from callcore.acd.callback_booking import CallbackBooker
 from callcore.acd.callback_guard import CallbackGuard
 from callcore.acd.click_to_call import ClickToCall
 from callcore.acd.web_callbacks import WebCallbacks
@@ -140,8 +141,13 @@ class CallcoreApp:
         # Callback destinations (virtual hold, IVR callback nodes) pass the same toll-fraud policy and DNC check
         # as POST /callbacks.
         self.dnc = PgDncStore(self.pool)
+        # Callbacks — "call me now", IVR callback nodes, overflows to a callback — are durable requests in the
+        # queues' lines; the ones pending before a restart are put back once calls can be placed (below).
+        self.web_callbacks = WebCallbacks(self.acd, db=self.pool)
+        self.acd.callback_guard = CallbackGuard(cfg.callbacks, self.dnc)
+        self.acd.callback_booker = CallbackBooker(self.acd.callback_guard, self.web_callbacks)
         router = make_router(cfg, self.lookups, code_flows=self._flows, queue_handler=self.queue_handler,
-                             dnc=self.dnc)
+                             dnc=self.dnc, callbacks=self.web_callbacks)
         # One ARI connection and call runtime per Asterisk node; the services see them as one (calls.nodes).
         self.links = []
         for node in cfg.ari.all_nodes():
@@ -161,8 +167,8 @@ class CallcoreApp:
         self.ari, self.stream = self.links[0].ari, self.links[0].stream
         self.streams = {link.name: link.stream for link in self.links}
         self.acd.runtime = self.runtime  # virtual-hold callbacks are calls the runtime places and owns
-        self.acd.callback_guard = CallbackGuard(cfg.callbacks, self.dnc)
         self.runtime.resume = self.acd.resume_handler  # after a restart, bridged calls continue as they were
+        await self.web_callbacks.restore()
         # The config file's campaigns plus those created through the API (PostgreSQL); a name in both is the
         # file's (the reload refuses such a file, but one edited while callcore was down can still have it).
         stored = await load_api_campaigns(self.pool)
@@ -209,7 +215,6 @@ class CallcoreApp:
         self.api.app[EVENT_HUB] = self.hub
         self.api.app[STATUS_SOURCE] = lambda: build_status(self)
         self.api.app[CONFIG_CONTROL] = AppConfig(self)
-        self.web_callbacks = await WebCallbacks.open(self.acd, self.pool)  # pending callbacks survive a restart
         self.api.app[OUTBOUND] = OutboundServices(
             campaigns=self.dialer, leads=PgLeadStore(self.pool), dnc=self.dnc,
             dispositions=PgDispositionSink(self.pool, self.dialer) if self.dialer is not None else None,
@@ -271,8 +276,10 @@ class CallcoreApp:
         ]
         applied = new.model_copy(update={k: getattr(self.config, k) for k in RESTART_ONLY})
         self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows,
-                                          queue_handler=self.queue_handler, dnc=self.dnc)
+                                          queue_handler=self.queue_handler, dnc=self.dnc,
+                                          callbacks=self.web_callbacks)
         self.acd.callback_guard = CallbackGuard(applied.callbacks, self.dnc)
+        self.acd.callback_booker = CallbackBooker(self.acd.callback_guard, self.web_callbacks)
         self.runtime.config_version = applied.version
         self.runtime.set_endpoint_homes(_endpoint_homes(applied), applied.ari.peer_dial)
         old_version, self.config = self.config.version, applied

@@ -157,3 +157,39 @@ async def test_a_waiting_caller_hears_its_position_and_estimated_wait(acd_app: C
     media = [p["media"] for t, p in events if t == "playback_started"]
     assert media[:3] == ["sound:callcore/queue-position", "number:1", "sound:callcore/queue-position-end"]
     assert "sound:callcore/estimated-wait" in media  # 1 caller x 180 s / 1 agent = 3 minutes
+
+
+async def test_a_caller_overflowing_to_a_callback_is_called_back_once_an_agent_is_free(
+    asterisk, pg_dsn, tmp_path, monkeypatch
+):
+    import yaml
+
+    from tests.integration.conftest import app_from_yaml
+    from tests.sip import PstnPhone
+
+    data = yaml.safe_load(CONFIG.read_text())
+    data["queues"]["billing"].update({"max_wait": 3, "overflow": {"action": "callback"}})
+    async with app_from_yaml(yaml.safe_dump(data, sort_keys=False), pg_dsn, tmp_path, monkeypatch) as app:
+        app.acd.login("agent01", paused=True)  # staffed, but nobody free: the caller waits, then overflows
+        with AgentPhone(1, hangup_after_ms=8000) as anna, PstnPhone() as callers_line:
+            (await caller("7001")).check()  # told the callback is booked, then hung up
+            await wait_until(lambda: app.runtime.live_calls == 0, what="the caller's call to end")
+            await asyncio.sleep(6)  # past the grace after hanging up: still nobody free, so nobody is dialled
+            assert callers_line.stats().get("SuccessfulCall(C)", 0) == 0
+            app.acd.ready("agent01")
+            await wait_until(lambda: callers_line.stats().get("SuccessfulCall(C)") == 1 and
+                             anna.stats().get("SuccessfulCall(C)") == 1, timeout=45,
+                             what="the caller to be called back and put through to agent01")
+        await wait_until(lambda: [r.status for r in app.web_callbacks.requests.values()] == ["done"], timeout=10,
+                         what="the callback to be done")
+        events = await events_of(app, "7001", ("queued", "overflow", "callback_requested", "callback_refused"))
+        assert [t for t, _ in events] == ["queued", "overflow", "callback_requested"]
+        assert events[1][1]["reason"] == "max_wait" and events[1][1]["action"] == "callback"
+        request = events[2][1]
+        assert request["number"] == "+31201234567" and request["queue"] == "billing"
+        stored = await app.pool.fetchrow("SELECT * FROM web_callbacks WHERE id = $1::uuid", request["callback_id"])
+        assert stored["status"] == "done" and stored["requested_by"] == "overflow:billing"
+        connected = await app.pool.fetch(
+            "SELECT e.payload FROM call_events e JOIN calls c USING (call_id) "
+            "WHERE c.direction = 'outbound' AND e.type = 'connected'")
+        assert [c["payload"]["agent"] for c in connected] == ["agent01"]

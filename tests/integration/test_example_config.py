@@ -124,14 +124,39 @@ async def test_operator_option_transfers_the_caller_through_the_trunk(open_cente
     assert next(p for t, p in events if t == "ivr_ended")["outcome"] == "transfer"
 
 
-async def test_callback_option_records_a_callback_request(open_center: CallcoreApp):
-    result = await asyncio.to_thread(
-        run_caller, "1000", [Dtmf("#", pause_before_ms=5000)], bye_timeout_ms=40_000, timeout=70)
-    result.check()
-    _, events = await last_call(open_center)
+async def test_callback_option_books_a_callback_and_the_caller_is_called_back_after_hanging_up(
+    open_center: CallcoreApp
+):
+    app = open_center
+    with AgentPhone(1, hangup_after_ms=8000) as a1, AgentPhone(2, hangup_after_ms=8000) as a2, \
+            AgentPhone(3, hangup_after_ms=8000) as a3, PstnPhone() as callers_line:
+        result = await asyncio.to_thread(
+            run_caller, "1000", [Dtmf("#", pause_before_ms=5000)], bye_timeout_ms=40_000, timeout=70)
+        result.check()
+        await wait_until(lambda: [r.status for r in app.web_callbacks.requests.values()] == ["done"], timeout=60,
+                         what="the caller to be called back and put through to an agent")
+
+        def agents_done() -> int:
+            return sum(p.stats().get("SuccessfulCall(C)", 0) for p in (a1, a2, a3))
+
+        await wait_until(lambda: callers_line.stats().get("SuccessfulCall(C)") == 1 and agents_done() == 1,
+                         timeout=30, what="the callback's conversation with one agent to end")
+    await wait_until(lambda: app.runtime.live_calls == 0, what="the calls to end")
+    await app.writer.flush()
+    ivr_call = await app.pool.fetchrow("SELECT * FROM calls WHERE did = '1000' ORDER BY started_at DESC LIMIT 1")
+    events = [(e["type"], e["payload"]) for e in await app.pool.fetch(
+        "SELECT type, payload FROM call_events WHERE call_id = $1 ORDER BY id", ivr_call["call_id"])]
+    assert path_of(events)[-2:] == ["offer_callback", "goodbye"]
     request = next(p for t, p in events if t == "callback_requested")
     assert request["number"] == "+31201234567" and request["queue"] == "general"
-    assert path_of(events)[-2:] == ["offer_callback", "goodbye"]
+    stored = await app.pool.fetchrow("SELECT * FROM web_callbacks WHERE id = $1::uuid", request["callback_id"])
+    assert stored["status"] == "done" and stored["attempts"] == 1 and stored["requested_by"] == "ivr:telco/offer_callback"
+    # The callback was dialled only after the caller had hung up (never onto the line the caller was still on).
+    placed = await app.pool.fetch("SELECT started_at, did FROM calls WHERE direction = 'outbound'")
+    assert [p["did"] for p in placed] == ["+31201234567"] and placed[0]["started_at"] >= ivr_call["ended_at"]
+    connected = await app.pool.fetch("SELECT payload FROM call_events WHERE type = 'connected' AND occurred_at > $1",
+                                     ivr_call["ended_at"])
+    assert [c["payload"]["agent"] for c in connected] in (["agent01"], ["agent02"], ["agent03"])
 
 
 async def test_english_line_after_hours_takes_a_voicemail_in_english(asterisk, pg_dsn, tmp_path, crm, monkeypatch):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from callcore.acd import agent_state as st
+from callcore.acd.callback_booking import CallbackBooker
+from callcore.acd.callback_guard import CallbackGuard
 from callcore.acd.model import MAX_LEVEL, MIN_LEVEL, AcdConfig, QueueConfig, VirtualHold, caller_skills, media_uri
 from callcore.acd.policies import DEFAULT_POLICY, CallerView, RoutingPolicy
 from callcore.acd.router import (
@@ -31,6 +33,7 @@ from callcore.acd.controls import CallControls
 from callcore.acd.conversation import Conversation, PostCallSurvey, Requeue
 from callcore.acd.reconcile import AGENT_VARIABLE, QUEUE_VARIABLE, ReconcileMixin
 from callcore.acd.virtual_hold import VIRTUAL_HOLD, VirtualHoldMixin
+from callcore.api.callbacks_config import CallbacksSettings
 from callcore.ari.errors import AriError
 from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.calls.runtime import CallRuntime
@@ -127,6 +130,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         self.offer_listeners: list[Callable[[float], None]] = []  # routing latency of each offer (metrics)
         # Told how each callback attempt ended: "dialing", "connected", "no_answer", "failed" (web callbacks).
         self.callback_listener: Callable[[QueuedCaller, str], None] | None = None
+        # Overflow callbacks are booked here (set by the app; this default books nothing and refuses every number).
+        self.callback_booker = CallbackBooker(CallbackGuard(CallbacksSettings()))
         self._callbacks: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
@@ -541,9 +546,21 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             return await self._serve(QueuedCaller(call, target, entry.priority, entry.enqueued_at, entry.skills))
         sounds = [media_uri(m) for m in (overflow.sounds if overflow else [])]
         if action == "callback":
-            call.emit(IvrEventType.CALLBACK_REQUESTED, {"number": call.caller_number, "queue": target or entry.queue,
-                                                        "context": dict(call.variables), "reason": reason})
-            await call.play("sound:callcore/callback-confirmed")
+            # A real booking (callcore.acd.callback_booking): dialled in turn once this call is over, keeping the
+            # caller's place; a number the policy refuses, or no booking possible, is told rather than promised.
+            into = target or entry.queue
+            booking = await self.callback_booker.book(call.caller_number, into, dict(call.variables),
+                                                      requested_by=f"overflow:{entry.queue}", call=call,
+                                                      keep_place_since=entry.enqueued_at)
+            if booking.allowed:
+                call.emit(IvrEventType.CALLBACK_REQUESTED, {"number": booking.number, "queue": into, "reason": reason,
+                                                            "context": dict(call.variables),
+                                                            "callback_id": booking.callback_id})
+                await call.play("sound:callcore/callback-confirmed")
+            else:
+                call.emit(IvrEventType.CALLBACK_REFUSED, {"number": booking.number, "queue": into, "reason": reason,
+                                                          "code": booking.code, "detail": booking.reason})
+                await call.play(sounds or ["sound:callcore/callback-refused"])
         elif action == "voicemail":
             await call.play(sounds or ["sound:callcore/leave-message"])
             name = f"overflow-{call.call_id}"

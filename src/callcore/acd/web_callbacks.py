@@ -51,6 +51,8 @@ OPEN_STATUSES = ("waiting", "dialing", "connected")
 # After a restart, a request that was ringing waits this much longer than the ring timeout before it is dialled
 # again: Asterisk may still be ringing the interrupted attempt (it does not know we restarted).
 RESTART_HOLD_OFF = 15.0
+# A callback booked during a call joins the line this long after that call ended (its line is free again).
+HANG_UP_GRACE = 5.0
 
 
 class WebCallbackEvent:
@@ -172,7 +174,13 @@ class WebCallbacks:
 
     # -- the protocol ------------------------------------------------------------------------------------
     async def request(self, number: str, queue: str, context: Mapping[str, str], not_before: datetime | None,
-                      not_after: datetime | None, *, requested_by: str = "") -> Any:
+                      not_after: datetime | None, *, requested_by: str = "",
+                      keep_place_since: float | None = None, hold_while: Any = None) -> Any:
+        """Queue a callback of ``number``. Phone bookings (:mod:`callcore.acd.callback_booking`) give
+        ``hold_while``, the call that asked: the request joins the line only once that call is over (plus
+        ``HANG_UP_GRACE``), so the caller's own line is never dialled while they are still on it; and the queue's
+        ``max_length`` (a limit on callers holding a line) does not apply to them — a queue overflowing to
+        callbacks is full. ``keep_place_since`` (the ACD's clock): its place in line dates from then."""
         from callcore.acd.service import QueuedCaller
         from callcore.api.outbound_services import CallbackTicket
         from callcore.api.services import NotFound, Rejected
@@ -184,15 +192,17 @@ class WebCallbacks:
         if not acd._staffed(queue):
             raise Rejected(f"nobody serves queue {queue!r} now: no callback can be promised")
         waiting_here = sum(1 for c in acd.waiting.values() if c.queue == queue)
-        if cfg.max_length is not None and waiting_here >= cfg.max_length:
+        if hold_while is None and cfg.max_length is not None and waiting_here >= cfg.max_length:
             raise Rejected(f"queue {queue!r} is full")
         now_wall = self._wall()
         delay = max(0.0, (not_before - now_wall).total_seconds()) if not_before else 0.0
+        since = min(keep_place_since, acd.now()) if keep_place_since is not None else acd.now() + delay
         caller = _Caller(acd, number)
-        entry = QueuedCaller(caller, queue, cfg.priority, acd.now() + delay, {},  # type: ignore[arg-type]
+        entry = QueuedCaller(caller, queue, cfg.priority, since, {},  # type: ignore[arg-type]
                              callback_number=number, ident=str(uuid7()), callback=self.settings, whisper=list(WHISPER))
         req = _Request(str(caller.call_id), number, queue, dict(context), requested_by, now_wall, entry,
-                       queued_at=now_wall + timedelta(seconds=delay), not_before=not_before, not_after=not_after)
+                       queued_at=now_wall + timedelta(seconds=since - acd.now()), not_before=not_before,
+                       not_after=not_after)
         promised = now_wall + timedelta(seconds=delay + self._estimate(entry, waiting_here + 1))
         if not_after is not None and promised > not_after:
             raise Rejected(f"the queue cannot call back before {not_after.isoformat()} (expected "
@@ -210,7 +220,11 @@ class WebCallbacks:
             "queue": queue, "number": number, "context": req.context, "requested_by": requested_by,
             "not_before": not_before.isoformat() if not_before else None,
             "not_after": not_after.isoformat() if not_after else None})
-        self._arm(req, delay, now_wall)
+        if hold_while is not None:
+            hold_while.when_gone(lambda: req.timers.append(
+                asyncio.get_running_loop().call_later(HANG_UP_GRACE, self._join_line, req)))
+        else:
+            self._arm(req, delay, now_wall)
         return CallbackTicket(req.id, promised, acd.position(entry))
 
     async def record_promise(self, callback_id: str, promised_at: datetime) -> None:
@@ -260,6 +274,11 @@ class WebCallbacks:
 
     def pending(self) -> int:
         return sum(1 for r in self.requests.values() if r.status in ("waiting", "dialing"))
+
+    def open_request(self, number: str, queue: str) -> str | None:
+        """The id of a callback of ``number`` still to be made in ``queue`` (waiting or being dialled), if any."""
+        return next((r.id for r in self.requests.values()
+                     if r.number == number and r.queue == queue and r.status in ("waiting", "dialing")), None)
 
     # -- restart -----------------------------------------------------------------------------------------
     async def restore(self) -> int:

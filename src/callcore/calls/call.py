@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +125,10 @@ class Call:
                 data=data or {},
             )
         )
+
+    def when_gone(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` (soon) once the call is gone: at once if it is already."""
+        self._gone.add_done_callback(lambda _f: fn())
 
     def mark_gone(self) -> None:
         if not self._gone.done():

@@ -71,10 +71,14 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class CheckCallback:
-    """May ``number`` be called back? The runner asks the callback number policy (``callbacks:`` in the config:
-    valid, allowed line type and prefixes, not premium-rate, not on the do-not-call list)."""
+    """Book a callback of ``number`` into ``queue``, if it may be called back: the runner asks the callback number
+    policy (``callbacks:`` in the config: valid, allowed line type and prefixes, not premium-rate, not on the
+    do-not-call list), then books it (``callcore.acd.callback_booking``) with ``context`` for the agent."""
 
     number: str
+    queue: str = ""
+    context: tuple[tuple[str, str], ...] = ()
+    requested_by: str = ""
 
 
 # Terminal commands: after them the IVR is over for this call.
@@ -148,8 +152,9 @@ class Recorded:
 class CallbackChecked:
     allowed: bool
     number: str  # E.164 when allowed; as given when refused
-    code: str | None = None  # invalid_number | destination_not_allowed | number_on_dnc | dnc_unavailable
+    code: str | None = None  # invalid_number | destination_not_allowed | number_on_dnc | dnc_unavailable | ...
     reason: str | None = None
+    callback_id: str | None = None  # the booked callback request
 
 
 @dataclass(frozen=True, slots=True)

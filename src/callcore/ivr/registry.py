@@ -6,7 +6,9 @@ the first demo, and test flows) can be routed to as well.
 
 from __future__ import annotations
 
+from callcore.acd.callback_booking import CallbackBooker
 from callcore.acd.callback_guard import CallbackGuard, DncLookup
+from callcore.acd.web_callbacks import WebCallbacks
 from callcore.calls.call import Call
 from callcore.calls.runtime import Handler, Router
 from callcore.config import CallcoreConfig
@@ -26,11 +28,13 @@ def make_router(
     code_flows: dict[str, Handler] | None = None,
     queue_handler: QueueHandler = bridge_to_endpoint,
     dnc: DncLookup | None = None,
+    callbacks: WebCallbacks | None = None,
 ) -> Router:
     """A router bound to one config version: calls it routes keep that version for their whole IVR. ``dnc``:
-    the do-not-call lookup of callback nodes' number check (None: the number policy of ``callbacks:`` only)."""
+    the do-not-call lookup of callback nodes' number check (None: the number policy of ``callbacks:`` only);
+    ``callbacks``: where callback nodes book their callbacks (None: none can be booked, callers are told so)."""
     bundle = FlowBundle(config.ivr(), config.version)
-    guard = CallbackGuard(config.callbacks, dnc)
+    booker = CallbackBooker(CallbackGuard(config.callbacks, dnc), callbacks)
     code = {**CODE_FLOWS, **(code_flows or {})}
     dids = dict(config.inbound.dids)
     default = config.inbound.default_flow
@@ -41,7 +45,7 @@ def make_router(
             return None
         flow = bundle.ivr.flows.get(name)
         if flow is not None:
-            return lambda c: FlowRunner(c, flow, bundle, lookups, queue_handler, guard).run()
+            return lambda c: FlowRunner(c, flow, bundle, lookups, queue_handler, booker).run()
         return code.get(name)
 
     return route

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from callcore.acd.callback_booking import CallbackBooker
 from callcore.acd.callback_guard import CallbackGuard
 from callcore.api.callbacks_config import CallbacksSettings
 from callcore.calls.call import ALL_DIGITS, Call, OriginateFailed
@@ -85,15 +86,16 @@ class FlowRunner:
         bundle: FlowBundle,
         lookups: LookupClient,
         queue_handler: QueueHandler = bridge_to_endpoint,
-        callback_guard: CallbackGuard | None = None,
+        callback_booker: CallbackBooker | None = None,
     ) -> None:
         self.call = call
         self.flow = flow
         self.bundle = bundle
         self.lookups = lookups
         self.queue_handler = queue_handler
-        # No guard given: the default ``callbacks:`` policy, which allows no number (secure by default).
-        self.callback_guard = callback_guard or CallbackGuard(CallbacksSettings())
+        # None given: the default ``callbacks:`` policy, which allows no number, and nothing to book with (secure
+        # by default: the caller is told no callback can be made rather than promised one).
+        self.callback_booker = callback_booker or CallbackBooker(CallbackGuard(CallbacksSettings()))
 
     def _context(self) -> stepper.FlowContext:
         return stepper.FlowContext(
@@ -158,8 +160,10 @@ class FlowRunner:
             )
             return Recorded(cmd.name, ok, duration)
         if isinstance(cmd, CheckCallback):
-            verdict = await self.callback_guard.check(cmd.number)
-            return CallbackChecked(verdict.allowed, verdict.number, verdict.code, verdict.reason)
+            booking = await self.callback_booker.book(cmd.number, cmd.queue, dict(cmd.context),
+                                                      requested_by=cmd.requested_by, call=call)
+            return CallbackChecked(booking.allowed, booking.number, booking.code, booking.reason,
+                                   booking.callback_id)
         if isinstance(cmd, Queue):
             outcome = await self.queue_handler(call, cmd)
             if outcome in ("no_agents", "no_answer") and not call.gone:
@@ -194,7 +198,7 @@ class FlowRunner:
                 await call.hangup()
             elif not call.gone:
                 await FlowRunner(call, flow, self.bundle, self.lookups, self.queue_handler,
-                                 self.callback_guard).run()
+                                 self.callback_booker).run()
         finally:
             score = call.variables.get(CSAT_VARIABLE, "").strip()
             call.emit(IvrEventType.SURVEY_RESULT, {

@@ -416,7 +416,9 @@ class _Run:
             return self.step(self.state(name, "record"), command)
         if isinstance(node, CallbackNode):
             # The number is checked first (toll fraud: a presented number may be a premium line; do-not-call).
-            return self.step(self.state(name, "callback_check"), CheckCallback(self.text(node.number).strip()))
+            return self.step(self.state(name, "callback_check"), CheckCallback(
+                self.text(node.number).strip(), node.queue, tuple(sorted(self.vars.items())),
+                f"ivr:{self.name}/{name}"))
         if isinstance(node, HangupNode):
             return self.end(name, node, Hangup(self.media(node.sounds), lang), "hangup")
         raise FlowRuntimeError(f"unsupported node type {node.kind!r}")  # pragma: no cover
@@ -424,8 +426,9 @@ class _Run:
     def callback_result(self, state: IvrState, node: CallbackNode, result: CallbackChecked) -> Step:
         name, lang = state.node, self.language()
         if result.allowed:
+            booked = {"callback_id": result.callback_id} if result.callback_id else {}
             self.emit(E.CALLBACK_REQUESTED, node=name, number=result.number, queue=node.queue,
-                      context=dict(self.vars))
+                      context=dict(self.vars), **booked)
             media = self.media(node.prompt)
             if not media:
                 return self.goto(self.exit(name, node, "next", node.next))

@@ -228,15 +228,3 @@ async def test_the_guard_is_the_callbacks_policy_plus_the_do_not_call_list() -> 
     assert (await guard.check("020 1234567")).code == "number_on_dnc"
     # No callbacks: section at all: secure by default, like POST /callbacks, nothing is called back.
     assert (await CallbackGuard(CallbacksSettings()).check(NUMBER)).allowed is False
-
-
-async def test_the_ivr_runner_answers_the_callback_check_with_its_guard() -> None:
-    from callcore.ivr.commands import CallbackChecked, CheckCallback
-    from callcore.ivr.runner import FlowRunner
-
-    runner = FlowRunner(None, None, None, None, callback_guard=CallbackGuard(POLICY))  # type: ignore[arg-type]
-    assert await runner.execute(CheckCallback("0612345678")) == CallbackChecked(True, NUMBER)
-    refused = await runner.execute(CheckCallback(PREMIUM))
-    assert refused.allowed is False and refused.code == "destination_not_allowed"  # type: ignore[union-attr]
-    default = FlowRunner(None, None, None, None)  # type: ignore[arg-type]
-    assert (await default.execute(CheckCallback(NUMBER))).allowed is False  # type: ignore[union-attr]

@@ -424,17 +424,19 @@ def test_record() -> None:
     assert isinstance(d.step.command, Hangup)
 
 
-def test_callback_number_is_checked_then_the_request_recorded_then_the_prompt() -> None:
+def test_callback_number_is_checked_and_booked_then_the_request_recorded_then_the_prompt() -> None:
     cfg = ivr({
         "cb": {"type": "callback", "queue": "support", "prompt": ["callcore/callback-confirmed"], "next": "bye"},
         "bye": BYE,
     })
     d = Driver(cfg, variables={"account": "123456"})
-    assert d.step.command == CheckCallback("+31612345678")  # nothing recorded before the number policy says yes
+    # nothing recorded before the number policy says yes and the callback is booked (with the context for the agent)
+    assert d.step.command == CheckCallback("+31612345678", "support", (("account", "123456"),), "ivr:main/cb")
     assert events(d.step, E.CALLBACK_REQUESTED) == []
-    d.feed(CallbackChecked(True, "+31612345678"))
+    d.feed(CallbackChecked(True, "+31612345678", callback_id="0193-cb"))
     assert events(d.step, E.CALLBACK_REQUESTED) == [
-        {"node": "cb", "number": "+31612345678", "queue": "support", "context": {"account": "123456"}}
+        {"node": "cb", "number": "+31612345678", "queue": "support", "context": {"account": "123456"},
+         "callback_id": "0193-cb"}
     ]
     assert d.step.command == Play(("sound:callcore/callback-confirmed",), "en", False)
     d.feed(Played())
@@ -444,7 +446,7 @@ def test_callback_number_is_checked_then_the_request_recorded_then_the_prompt() 
 def test_callback_without_prompt_goes_straight_on_with_the_e164_number() -> None:
     cfg = ivr({"cb": {"type": "callback", "number": "${n}", "queue": "support", "next": "bye"}, "bye": BYE})
     step = start(cfg.flows["main"], cfg, ctx(), {"n": "020 1234567"})
-    assert step.command == CheckCallback("020 1234567")
+    assert step.command == CheckCallback("020 1234567", "support", (("n", "020 1234567"),), "ivr:main/cb")
     step = resume(cfg.flows["main"], cfg, step.state, CallbackChecked(True, "+31201234567"), ctx())
     assert events(step, E.CALLBACK_REQUESTED)[0]["number"] == "+31201234567"
     assert isinstance(step.command, Hangup)
