@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,9 @@ class VirtualHoldMixin:
     # The toll-fraud guard (callcore.acd.callback_guard), set by the app from ``callbacks:``. None: no number
     # policy, only the digits check (unit tests of other parts; see docs/security.md).
     callback_guard: CallbackGuard | None = None
+    # Asked right before each callback attempt whether its request still stands (web callbacks: the stored row,
+    # which a GDPR erasure or another process may have ended). None: always.
+    callback_check: Callable[[QueuedCaller], Awaitable[bool]] | None = None
 
     def can_call_back(self: AcdService, entry: QueuedCaller) -> bool:
         """Only a caller with a number we can dial (not withheld) and may dial (the callback number policy), and
@@ -143,6 +147,12 @@ class VirtualHoldMixin:
             entry.call.emit(VirtualHoldEvent.FAILED, {"queue": entry.queue, "attempts": entry.attempts,
                                                       "reason": "destination_refused", **refusal.event_data()})
             self._callback_news(entry, "refused")
+            return
+        if self.callback_check is not None and not await self.callback_check(entry):
+            # Ended elsewhere meanwhile (its stored request erased under the GDPR or cancelled): nobody is dialled.
+            self.offer_withdrawn(agent_id, entry, "callback withdrawn")
+            entry.assigned = None
+            entry.call.emit(VirtualHoldEvent.WITHDRAWN, {"queue": entry.queue, "reason": entry.withdrawn or "ended"})
             return
         entry.attempts += 1
         template = vh.endpoint or self.config.transfers.external_endpoint

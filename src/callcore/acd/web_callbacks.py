@@ -164,6 +164,7 @@ class WebCallbacks:
         self._writer: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
         acd.callback_listener = self._news
+        acd.callback_check = self._still_wanted
 
     @classmethod
     async def open(cls, acd: AcdService, db: Any, settings: VirtualHold | None = None) -> WebCallbacks:
@@ -399,6 +400,27 @@ class WebCallbacks:
         req.entry.call.emit(WebCallbackEvent.FINISHED, {"status": status, "attempts": req.entry.attempts})
         self._by_entry.pop(id(req.entry), None)
         self._save(req)
+
+    async def _still_wanted(self, entry: QueuedCaller) -> bool:
+        """Right before an attempt: does the stored request still stand? A GDPR erasure (``callcore.ops.gdpr``)
+        rewrites the row — number replaced, a waiting request cancelled — without this process knowing; such a
+        request ends here, its number forgotten in memory too. An unreadable database does not stop the attempt
+        (the do-not-call check right before it refuses numbers it cannot check)."""
+        req = self._by_entry.get(id(entry))
+        if req is None or self.db is None:
+            return True  # a virtual-hold caller, or no database
+        try:
+            row = await stored_request(self.db, req.id)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.warning("web callback row could not be read before dialling", callback=req.id, exc_info=True)
+            return True
+        if row is None or (row["status"] in ("waiting", "dialing") and row["number"] == req.number):
+            return True
+        log.info("web callback ended elsewhere; not dialled", callback=req.id, stored_status=row["status"])
+        req.number, req.context = row["number"], {}
+        entry.callback_number = entry.call.caller_number = row["number"]
+        self._finish(req, row["status"] if row["status"] not in OPEN_STATUSES else "cancelled")
+        return False
 
     def _news(self, entry: QueuedCaller, what: str) -> None:
         req = self._by_entry.get(id(entry))

@@ -339,3 +339,29 @@ async def test_the_api_keeps_the_promise_with_the_request_and_answers_503_when_i
         assert headers.get("Retry-After") == "30"
     finally:
         await api.client.close()
+
+
+async def test_a_request_erased_under_the_gdpr_while_waiting_is_never_dialled(pg_pool) -> None:
+    from callcore.acd.virtual_hold import VirtualHoldEvent
+    from callcore.ops.gdpr import forget_number
+
+    phones = Phones()
+    service = acd(phones, agent_ready=False)
+    service.login("a1", paused=True)  # nobody free yet: the request waits in line
+    scheduler = WebCallbacks(service, quick(), db=pg_pool)
+    ticket = await scheduler.request(NUMBER, "sales", {"note": "after 5 pm"}, None, None, requested_by="website")
+    report = await forget_number(pg_pool, "06-12345678", region="NL")  # `callcore gdpr forget`, another process
+    assert report.counts["web_callbacks_cancelled"] == 1
+    service.ready("a1")  # its turn comes: the row says it was erased, so nobody is dialled
+    await until(lambda: scheduler.requests[ticket.id].status == "cancelled")
+    await asyncio.sleep(0.2)
+    assert phones.dialled == []
+    req = scheduler.requests[ticket.id]
+    assert NUMBER not in (req.number, req.entry.callback_number, req.entry.call.caller_number) and req.context == {}
+    assert service.agents["a1"].state == "ready" and service.agents["a1"].offer is None  # the agent is free again
+    withdrawn = [e.data for e in service.sink.events if getattr(e, "type", None) == VirtualHoldEvent.WITHDRAWN]
+    assert withdrawn == [{"queue": "sales", "reason": "cancelled"}]
+    await scheduler.flush()
+    stored = await row(pg_pool, ticket.id)
+    assert stored["number"] != NUMBER and stored["status"] == "cancelled"  # the erasure is not written back
+    service.close()
