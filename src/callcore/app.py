@@ -64,16 +64,26 @@ log = structlog.get_logger("callcore")
 class Database:
     dsn: str
     embedded: EmbeddedPostgres | None = None
+    started_here: bool = False  # this process started the embedded server (so it may stop it)
 
 
 async def open_database(config: CallcoreConfig) -> Database:
-    """The configured PostgreSQL, or the embedded one under state_dir when no URL is set."""
+    """The configured PostgreSQL, or the embedded one under state_dir when no URL is set (started if need be)."""
     if config.database.url is not None:
         return Database(config.database.url.get_secret_value())
     server = EmbeddedPostgres(config.state_dir / "pgdata")
+    running = await asyncio.to_thread(server.is_running)
     await asyncio.to_thread(server.start)
-    log.info("embedded PostgreSQL started", data_dir=str(server.data_dir))
-    return Database(server.dsn, server)
+    if not running:
+        log.info("embedded PostgreSQL started", data_dir=str(server.data_dir))
+    return Database(server.dsn, server, started_here=not running)
+
+
+async def close_database(db: Database) -> None:
+    """Stop the embedded server if this process started it. One that was already running — a live callcore's,
+    found by a CLI command (report, migrate, token, leads) — is left alone: stopping it would stop the service."""
+    if db.embedded is not None and db.started_here:
+        await asyncio.to_thread(db.embedded.stop)
 
 
 @dataclass
@@ -357,8 +367,7 @@ class CallcoreApp:
         if getattr(self, "leadership", None) is not None:
             await self.leadership.release()
         log.debug("stop: clients closed")
-        if self.db.embedded is not None:
-            await asyncio.to_thread(self.db.embedded.stop)
+        await close_database(self.db)
         self.stopped.set()
         stats = self.writer.stats
         log.info("callcore stopped", events_written=stats.written, events_dropped=stats.dropped,

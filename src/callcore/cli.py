@@ -102,7 +102,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return cmd_report_dialer(args)
     from datetime import datetime, timedelta, timezone
 
-    from callcore.app import open_database
+    from callcore.app import close_database, open_database
     from callcore.ivr.report import format_report, ivr_report
     from callcore.store import create_pool
 
@@ -127,8 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             finally:
                 await pool.close()
         finally:
-            if db.embedded is not None:
-                await asyncio.to_thread(db.embedded.stop)
+            await close_database(db)
         if args.json:
             import dataclasses
             import json
@@ -152,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from callcore.app import open_database
+    from callcore.app import close_database, open_database
     from callcore.logs import configure_logging
     from callcore.store import create_pool, migrate
 
@@ -168,8 +167,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             finally:
                 await pool.close()
         finally:
-            if db.embedded is not None:
-                await asyncio.to_thread(db.embedded.stop)
+            await close_database(db)
 
     applied = asyncio.run(_run())
     print(f"applied migrations: {applied}" if applied else "database is up to date")

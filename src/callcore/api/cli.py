@@ -67,7 +67,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 def _with_tokens(config_path: str, work: Callable[[PgTokens], Awaitable[T]]) -> T:
     """Run ``work`` with the token table of the configured database (migrated first)."""
-    from callcore.app import open_database
+    from callcore.app import close_database, open_database
     from callcore.cli import _load
     from callcore.store import create_pool, migrate
 
@@ -83,8 +83,7 @@ def _with_tokens(config_path: str, work: Callable[[PgTokens], Awaitable[T]]) -> 
             finally:
                 await pool.close()
         finally:
-            if db.embedded is not None:
-                await asyncio.to_thread(db.embedded.stop)
+            await close_database(db)
 
     # stdout is for the command's answer (a token, a table): log lines of the database work go to stderr.
     with contextlib.redirect_stdout(sys.stderr):

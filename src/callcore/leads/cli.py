@@ -109,10 +109,9 @@ def _campaign(config: Any, name: str) -> Any:
 async def open_pool(config: Any) -> AsyncIterator[Any]:
     """A small pool on the configured database, migrated. An embedded server started here is stopped on exit;
     one that was already running (a live callcore) is left alone."""
-    from callcore.app import open_database
-    from callcore.store import EmbeddedPostgres, create_pool, migrate
+    from callcore.app import close_database, open_database
+    from callcore.store import create_pool, migrate
 
-    was_running = config.database.url is None and EmbeddedPostgres(config.state_dir / "pgdata").is_running()
     db = await open_database(config)
     try:
         pool = await create_pool(db.dsn, min_size=1, max_size=2)
@@ -122,8 +121,7 @@ async def open_pool(config: Any) -> AsyncIterator[Any]:
         finally:
             await pool.close()
     finally:
-        if db.embedded is not None and not was_running:
-            await asyncio.to_thread(db.embedded.stop)
+        await close_database(db)
 
 
 class ProgressBar:
