@@ -111,14 +111,22 @@ class CampaignCatalog:
             raise Rejected(f"campaign {name!r} exists already: change it with PUT /campaigns/{name}",
                            {"campaign": name, "source": "api", "version": self.stored[name].version})
         warnings = self.validate(name, config)
-        async with self.db.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "INSERT INTO campaigns (name, definition, created_by, updated_by) VALUES ($1, $2, $3, $3) "
-                "ON CONFLICT (name) DO NOTHING RETURNING *", name, definition_of(config), by)
-            if row is None:  # another process (or request) took the name meanwhile
-                raise Rejected(f"campaign {name!r} exists already", {"campaign": name})
-            stored = _stored(row)
-            self.dialer.add_campaign(name, stored.config)  # DialerError (a name it has): the insert rolls back
+        added = False
+        try:
+            async with self.db.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "INSERT INTO campaigns (name, definition, created_by, updated_by) VALUES ($1, $2, $3, $3) "
+                    "ON CONFLICT (name) DO NOTHING RETURNING *", name, definition_of(config), by)
+                if row is None:  # another process (or request) took the name meanwhile
+                    raise Rejected(f"campaign {name!r} exists already", {"campaign": name})
+                stored = _stored(row)
+                self.dialer.add_campaign(name, stored.config)  # DialerError (a name it has): the insert rolls back
+                added = True
+        except BaseException:
+            if added:  # the commit failed after the dialer took the campaign: it is not stored, so it goes again
+                self.dialer.discard_campaign(name)
+                log.error("campaign not stored (commit failed); not created", campaign=name)
+            raise
         self.stored[name] = stored
         log.info("campaign created through the API", campaign=name, by=by)
         return stored, warnings
@@ -135,16 +143,24 @@ class CampaignCatalog:
                            f"{expected_version}; read it again", {"campaign": name, "version": current.version})
         warnings = self.validate(name, config)
         self.dialer.check_config_change(name, config)  # DialerError before anything is written
-        async with self.db.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE campaigns SET definition = $2, version = version + 1, updated_at = now(), updated_by = $3 "
-                "WHERE name = $1 AND ($4::int IS NULL OR version = $4) RETURNING *",
-                name, definition_of(config), by, expected_version)
-            if row is None:
-                raise Rejected(f"campaign {name!r} was changed meanwhile; read it again", {"campaign": name})
-            stored = _stored(row)
-            # Synchronous: nothing can start the campaign between this check and the swap.
-            self.dialer.replace_config(name, stored.config)
+        swapped = False
+        try:
+            async with self.db.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "UPDATE campaigns SET definition = $2, version = version + 1, updated_at = now(), updated_by = $3 "
+                    "WHERE name = $1 AND ($4::int IS NULL OR version = $4) RETURNING *",
+                    name, definition_of(config), by, expected_version)
+                if row is None:
+                    raise Rejected(f"campaign {name!r} was changed meanwhile; read it again", {"campaign": name})
+                stored = _stored(row)
+                # Synchronous: nothing can start the campaign between this check and the swap.
+                self.dialer.replace_config(name, stored.config)
+                swapped = True
+        except BaseException:
+            if swapped:  # the commit failed after the swap: the dialer goes back to the stored definition
+                self.dialer.replace_config(name, current.config)
+                log.error("campaign change not stored (commit failed); the previous definition stays", campaign=name)
+            raise
         self.stored[name] = stored
         log.info("campaign changed through the API", campaign=name, by=by, version=stored.version)
         return stored, warnings

@@ -199,6 +199,13 @@ class DialerService:
         log.info("campaign added", campaign=name, mode=config.mode)
         return run
 
+    def discard_campaign(self, name: str) -> None:
+        """Undo :meth:`add_campaign` (its definition could not be stored): only a campaign never started."""
+        run = self.runs.get(name)
+        if run is not None and run.state == "stopped" and not run.attempts:
+            del self.runs[name]
+            log.info("campaign discarded", campaign=name)
+
     def check_config_change(self, name: str, config: CampaignConfig) -> None:
         """DialerError when ``config`` may not replace the campaign's now (KeyError: unknown campaign)."""
         run = self.run_of(name)

@@ -214,3 +214,68 @@ async def test_a_reload_that_takes_an_api_campaigns_name_is_refused(tmp_path: Pa
         AppConfig(app).load(path)
     path.write_text(BASE + campaign.replace("upsell", "winback"))
     assert "winback" in AppConfig(app).load(path).campaigns
+
+
+class CommitFails:
+    """The pool, but every transaction's commit fails (the database went away at that moment): its work is rolled
+    back and the caller gets the error."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def acquire(self) -> Any:
+        import contextlib
+
+        pool = self.pool
+
+        @contextlib.asynccontextmanager
+        async def conn_cm():
+            async with pool.acquire() as conn:
+                yield _FailingCommit(conn)
+
+        return conn_cm()
+
+
+class _FailingCommit:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def transaction(self) -> Any:
+        import contextlib
+
+        import asyncpg
+
+        conn = self.conn
+
+        @contextlib.asynccontextmanager
+        async def tx():
+            t = conn.transaction()
+            await t.start()
+            try:
+                yield
+            finally:
+                await t.rollback()
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+        return tx()
+
+
+async def test_a_change_or_creation_whose_commit_fails_leaves_the_dialer_as_stored(pg_pool, stack):
+    import asyncpg
+
+    _, dialer, catalog, _, _ = stack
+    stored, _ = await catalog.create("upsell", CampaignConfig.model_validate(config(BODY)), by="supervisor")
+    catalog.db = CommitFails(pg_pool)
+    changed = CampaignConfig.model_validate(config({**BODY, "caller_id": "+31881230000"}))
+    with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
+        await catalog.update("upsell", changed, by="supervisor", expected_version=stored.version)
+    assert dialer.runs["upsell"].config.caller_id == "+31881234567"  # what the database still holds
+    assert catalog.stored["upsell"].version == stored.version
+    assert (await pg_pool.fetchrow("SELECT version FROM campaigns WHERE name = 'upsell'"))["version"] == 1
+    with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
+        await catalog.create("second", changed, by="supervisor")
+    assert "second" not in dialer.runs and "second" not in catalog.stored  # not stored, so not known either
+    assert await pg_pool.fetchval("SELECT count(*) FROM campaigns WHERE name = 'second'") == 0
