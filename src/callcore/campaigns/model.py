@@ -310,6 +310,19 @@ class ScheduledCallbacks(_Model):
     after_grace: Literal["any", "owner"] = "any"
 
 
+class Pacing(_Model):
+    """The predictive pacer's settings for this campaign (docs/dialer.md, "Configuration"; predictive mode only).
+
+    ``dispersion``: how much heavier than a binomial count the pacer takes the live answers to come — the upper
+    tail is a burst of answers with no agent free. The default (1.5) is the benchmarked balance; 3.0 keeps every
+    15-minute stretch of a small campaign (≈ 50 live answers per 15 minutes) under the cap in the benchmark's
+    drift scenario, at about 1.5 % of agent utilization (docs/benchmarks.md). ``max_lines_per_agent``: calls
+    ringing at once, at most, per agent who can take a call soon."""
+
+    dispersion: float = Field(1.5, ge=1.0, le=10.0, description="variance of the live answers to come, x binomial")
+    max_lines_per_agent: float = Field(3.0, ge=1.0, le=10.0, description="calls ringing at once per agent, at most")
+
+
 def _region(v: object) -> object:
     if isinstance(v, str):
         v = v.strip().upper()
@@ -356,6 +369,7 @@ class CampaignConfig(_Model):
     recording: bool = False
     priority: int = Field(0, description="between campaigns sharing agents: higher dials first")
     blending: Blending = Field(default_factory=Blending)
+    pacing: Pacing = Field(default_factory=Pacing)
     preview_seconds: float | None = Field(
         None, gt=0, le=3600, description="preview mode: dial automatically after this long; None: the agent dials"
     )

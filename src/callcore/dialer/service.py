@@ -37,7 +37,7 @@ from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.dialer import callbacks as cbk
 from callcore.dialer.compliance import AbandonLedger, AbandonPolicy, Budget
 from callcore.dialer.estimators import CampaignModel
-from callcore.dialer.pacing import Pacer, PacingSnapshot
+from callcore.dialer.pacing import Pacer, PacerConfig, PacingSnapshot
 from callcore.ids import uuid7
 from callcore.leads import store as leads
 
@@ -104,7 +104,8 @@ class DialerService:
         self.acd = acd
         self.runtime = runtime
         self.db = db
-        self.pacer = pacer or Pacer()
+        self.pacer = pacer  # given: every campaign uses it (tests); None: each campaign's own (its `pacing:`)
+        self._pacers: dict[str, tuple[Any, Pacer]] = {}
         self.runs = {name: CampaignRun(name, cfg) for name, cfg in campaigns.items()}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,6 +113,17 @@ class DialerService:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def _pacer_of(self, run: CampaignRun) -> Pacer:
+        """The campaign's pacer, made again when its ``pacing:`` settings change (a pacer keeps look-up caches)."""
+        if self.pacer is not None:
+            return self.pacer
+        settings = run.config.pacing
+        known = self._pacers.get(run.name)
+        if known is None or known[0] != settings:
+            known = self._pacers[run.name] = (settings, Pacer(PacerConfig(
+                dispersion=settings.dispersion, max_lines_per_agent=settings.max_lines_per_agent)))
+        return known[1]
 
     # -- control (API, CLI) -----------------------------------------------------------------------------
     def run_of(self, name: str) -> CampaignRun:
@@ -302,7 +314,7 @@ class DialerService:
                 inbound_waiting=inbound,
                 budget=run.ledger.budget(now) if run.ledger else Budget.empty(),
             )
-            decision = self.pacer.decide(now, snap, run.model.snapshot())
+            decision = self._pacer_of(run).decide(now, snap, run.model.snapshot())
             n = decision.launch
             run.last_decision = f"predictive: {decision.reason} ({decision.launch})"
         if cap is not None:
