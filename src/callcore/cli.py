@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from callcore import __version__
 from callcore.config import CallcoreConfig, ConfigError, load_config
 
-DEFAULT_CONFIG = "config/callcore.yaml"
+# `callcore-admin` (deploy/install.sh) sets $CALLCORE_CONFIG to the installed file for every command.
+DEFAULT_CONFIG = os.environ.get("CALLCORE_CONFIG") or "config/callcore.yaml"
 
 
 def _known_flows() -> set[str]:

@@ -45,10 +45,11 @@ class CallbackBooker:
         self.scheduler = scheduler  # None: nothing can be booked (every request is refused, never only noted)
 
     async def book(self, raw_number: str, queue: str, context: Mapping[str, str], *, requested_by: str,
-                   call: Any, keep_place_since: float | None = None) -> Booking:
+                   call: Any, keep_place_since: float | None = None, priority: int = 0,
+                   skills: Mapping[str, int] | None = None) -> Booking:
         """Book a callback of ``raw_number`` into ``queue`` for the caller on ``call``; it is dialled once that
         call is over. ``keep_place_since`` (the ACD's clock): the caller keeps the place in line it had since then
-        (an overflow: the wait so far is not lost)."""
+        (an overflow: the wait so far is not lost), with its ``priority`` and ``skills``."""
         settings = self.guard.settings
         if not settings.enabled:
             return Booking(False, raw_number, "callbacks_disabled", "callbacks are switched off (callbacks.enabled)")
@@ -70,7 +71,8 @@ class CallbackBooker:
 
         try:
             ticket = await scheduler.request(number, queue, context, None, None, requested_by=requested_by,
-                                             keep_place_since=keep_place_since, hold_while=call)
+                                             keep_place_since=keep_place_since, hold_while=call,
+                                             priority=priority, skills=skills)
         except CallbackStoreUnavailable:
             return Booking(False, number, "service_unavailable", "the callback cannot be stored right now")
         except (NotFound, Rejected) as exc:

@@ -293,7 +293,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         if queue is None:
             log.error("a caller was sent to an unknown queue", queue=entry.queue)
             return "no_agents"
-        waiting_here = sum(1 for c in self.waiting.values() if c.queue == entry.queue)
+        # Callers holding a line: callback requests waiting in this queue hold none (max_length is about lines).
+        waiting_here = sum(1 for c in self.waiting.values() if c.queue == entry.queue and c.callback_number is None)
         if queue_full(queue, waiting_here):
             return await self._overflow(entry, queue, "max_length")
         if not self._staffed(entry.queue):
@@ -551,7 +552,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
             into = target or entry.queue
             booking = await self.callback_booker.book(call.caller_number, into, dict(call.variables),
                                                       requested_by=f"overflow:{entry.queue}", call=call,
-                                                      keep_place_since=entry.enqueued_at)
+                                                      keep_place_since=entry.enqueued_at, priority=entry.priority,
+                                                      skills=entry.skills)
             if booking.allowed:
                 call.emit(IvrEventType.CALLBACK_REQUESTED, {"number": booking.number, "queue": into, "reason": reason,
                                                             "context": dict(call.variables),

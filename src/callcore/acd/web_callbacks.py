@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("callcore.acd")
 
 WHISPER = ["callcore/web-callback-whisper"]
+PHONE_WHISPER: list[str] = []  # a callback the caller asked for on the phone: the queue's own whisper only
 OPEN_STATUSES = ("waiting", "dialing", "connected")
 # After a restart, a request that was ringing waits this much longer than the ring timeout before it is dialled
 # again: Asterisk may still be ringing the interrupted attempt (it does not know we restarted).
@@ -176,12 +177,15 @@ class WebCallbacks:
     # -- the protocol ------------------------------------------------------------------------------------
     async def request(self, number: str, queue: str, context: Mapping[str, str], not_before: datetime | None,
                       not_after: datetime | None, *, requested_by: str = "",
-                      keep_place_since: float | None = None, hold_while: Any = None) -> Any:
+                      keep_place_since: float | None = None, hold_while: Any = None, priority: int = 0,
+                      skills: Mapping[str, int] | None = None) -> Any:
         """Queue a callback of ``number``. Phone bookings (:mod:`callcore.acd.callback_booking`) give
         ``hold_while``, the call that asked: the request joins the line only once that call is over (plus
         ``HANG_UP_GRACE``), so the caller's own line is never dialled while they are still on it; and the queue's
         ``max_length`` (a limit on callers holding a line) does not apply to them — a queue overflowing to
-        callbacks is full. ``keep_place_since`` (the ACD's clock): its place in line dates from then."""
+        callbacks is full. ``keep_place_since`` (the ACD's clock): its place in line dates from then. ``priority``
+        and ``skills``: the caller's own (an overflowing caller keeps them; the queue's base priority is added by
+        the router, as for any caller)."""
         from callcore.acd.service import QueuedCaller
         from callcore.api.outbound_services import CallbackTicket
         from callcore.api.services import NotFound, Rejected
@@ -199,8 +203,10 @@ class WebCallbacks:
         delay = max(0.0, (not_before - now_wall).total_seconds()) if not_before else 0.0
         since = min(keep_place_since, acd.now()) if keep_place_since is not None else acd.now() + delay
         caller = _Caller(acd, number)
-        entry = QueuedCaller(caller, queue, cfg.priority, since, {},  # type: ignore[arg-type]
-                             callback_number=number, ident=str(uuid7()), callback=self.settings, whisper=list(WHISPER))
+        # The agent's whisper says where the callback came from: the web form, or the caller's own call.
+        whisper = list(WHISPER) if hold_while is None else list(PHONE_WHISPER)
+        entry = QueuedCaller(caller, queue, priority, since, dict(skills or {}),  # type: ignore[arg-type]
+                             callback_number=number, ident=str(uuid7()), callback=self.settings, whisper=whisper)
         req = _Request(str(caller.call_id), number, queue, dict(context), requested_by, now_wall, entry,
                        queued_at=now_wall + timedelta(seconds=since - acd.now()), not_before=not_before,
                        not_after=not_after)
@@ -316,7 +322,6 @@ class WebCallbacks:
                 log.error("web callback for a queue that no longer exists", callback=rid, queue=row["queue"])
                 self._finish(req, "failed")
                 continue
-            entry.priority = cfg.priority
             if stored == "dialing":
                 # Cut short by the restart: redo the attempt (it does not count), once its ringing is surely over.
                 entry.attempts = max(0, entry.attempts - 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,8 @@ from typing import Any, TypeVar
 from callcore.api.auth import PgTokens, Role, check_binding, generate_token, hash_token
 
 T = TypeVar("T")
-DEFAULT_CONFIG = "config/callcore.yaml"
+# `callcore-admin` (deploy/install.sh) sets $CALLCORE_CONFIG to the installed file for every command.
+DEFAULT_CONFIG = os.environ.get("CALLCORE_CONFIG") or "config/callcore.yaml"
 ROLES = [r.value for r in Role]
 
 

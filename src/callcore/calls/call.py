@@ -33,10 +33,13 @@ class CallHungUp(Exception):
 
 
 class OriginateFailed(Exception):
-    def __init__(self, endpoint: str, cause: int, cause_text: str) -> None:
+    """``refused``: Asterisk refused the originate itself (no such endpoint, trunk down): nothing rang."""
+
+    def __init__(self, endpoint: str, cause: int, cause_text: str, *, refused: bool = False) -> None:
         super().__init__(f"originate to {endpoint} failed: {cause} {cause_text}")
         self.cause = cause
         self.cause_text = cause_text
+        self.refused = refused
 
 
 @dataclass

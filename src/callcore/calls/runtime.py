@@ -212,7 +212,7 @@ class CallRuntime:
             if isinstance(exc, AriError):
                 call.record_hangup(None, f"originate refused: {exc}", by="asterisk")
                 self._end(call, "failed")
-                raise OriginateFailed(endpoint, 0, str(exc)) from exc
+                raise OriginateFailed(endpoint, 0, str(exc), refused=True) from exc
             if not isinstance(exc, (CallHungUp, TimeoutError)):
                 await asyncio.shield(self._safe(self.ari.channels.hangup(channel_id)))
                 raise

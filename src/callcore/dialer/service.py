@@ -55,6 +55,13 @@ TICK_SECONDS = 1.0
 # Q.850 causes of an unanswered originate, and how they count.
 _BUSY = {17}
 _NO_ANSWER = {18, 19, 0}
+
+
+def _outcome_of(exc: OriginateFailed) -> str:
+    """A refused originate (trunk down, bad dial string) is ``failed``, whatever its cause: nothing rang."""
+    if exc.refused:
+        return "failed"
+    return "busy" if exc.cause in _BUSY else "no_answer" if exc.cause in _NO_ANSWER else "failed"
 State = Literal["stopped", "running", "paused"]
 
 
@@ -444,7 +451,7 @@ class DialerService:
                 caller_id=cfg.caller_id_e164(), timeout=cfg.ring_timeout, call_id=attempt.attempt_id, data=data)
         except OriginateFailed as exc:
             self._withdraw(agent_id, attempt.attempt_id, "call not answered")
-            outcome = "busy" if exc.cause in _BUSY else "no_answer" if exc.cause in _NO_ANSWER else "failed"
+            outcome = _outcome_of(exc)
             await self._record(run, attempt, outcome, hangup_cause=exc.cause, agent_guaranteed=True)
         except asyncio.CancelledError:
             self._withdraw(agent_id, attempt.attempt_id, "shutdown")
@@ -505,7 +512,7 @@ class DialerService:
                 call_id=attempt.attempt_id, variables=variables,
                 data={"did": attempt.lead.number, "campaign": run.name, "lead_id": attempt.lead.id})
         except OriginateFailed as exc:
-            outcome = "busy" if exc.cause in _BUSY else "no_answer" if exc.cause in _NO_ANSWER else "failed"
+            outcome = _outcome_of(exc)
             run.model.observe_attempt(False, self.now() - attempt.launched_at)
             await self._record(run, attempt, outcome, hangup_cause=exc.cause)
         except asyncio.CancelledError:
@@ -543,7 +550,7 @@ class DialerService:
         self._wake.set()
         verdict_at = self.acd.now()
         entry = None
-        outcome = "human"
+        outcome = "human"  # connected to an agent; anything else ends "abandoned" (below)
         try:
             priority = {"inbound": -1000, "outbound": 1000, "equal": 0}[cfg.blending.priority] + cfg.priority
             connect = self.acd.connect_outbound(
@@ -552,16 +559,17 @@ class DialerService:
                 record=cfg.recording)
             entry_task = asyncio.ensure_future(connect)
             entry = await self._track_connect(attempt, entry_task)
-            if entry.agent is None and entry.on_max_wait is not None and call.hangup_recorded and \
-                    self.acd.now() - verdict_at >= cfg.policy().agent_connect_seconds:
-                outcome = "abandoned"
         except CallHungUp:
-            pass  # the callee hung up before an agent came: not the dialer's abandon
+            pass  # the callee hung up before an agent came (often during the compliance message): see below
         finally:
             if entry is not None and entry.agent is not None and entry.connected_at is not None:
                 extra.update(agent_id=entry.agent, connect_delay_seconds=round(entry.connected_at - verdict_at, 3),
                              talk_seconds=round(self.acd.now() - entry.connected_at, 3))
                 run.model.observe_talk(self.acd.now() - entry.connected_at)
+            else:
+                # A person answered and never reached an agent: abandoned (compliance.is_abandoned), also when
+                # they hung up on the compliance message — never "human", which would leave the lead connected.
+                outcome = "abandoned"
             await asyncio.shield(self._record(run, attempt, outcome, **extra))
 
     async def _track_connect(self, attempt: AttemptState, task: asyncio.Future[Any]) -> Any:

@@ -116,6 +116,13 @@ class FlowRunner:
             else:
                 self.call.emit(event.type, {"flow": self.flow.name, **event.data})
 
+    def _follow_language(self) -> None:
+        """The call's language is the flow's (or its ``language_variable``'s): what the ACD plays later — position,
+        overflow and callback prompts — and the runner's own apologies are then in the caller's language too."""
+        variable = self.flow.language_variable
+        chosen = self.call.variables.get(variable, "").strip() if variable else ""
+        self.call.language = chosen or self.flow.language
+
     async def run(self) -> None:
         call = self.call
         # No answer up front: the first prompt answers (Call.play), and a caller sent straight to a queue is
@@ -125,6 +132,7 @@ class FlowRunner:
                              resumed=call.adopted)
         while True:
             self._emit(step.events)
+            self._follow_language()
             command = step.command
             if command is None or step.state.done:
                 return
@@ -167,7 +175,7 @@ class FlowRunner:
         if isinstance(cmd, Queue):
             outcome = await self.queue_handler(call, cmd)
             if outcome in ("no_agents", "no_answer") and not call.gone:
-                await call.play("sound:callcore/all-agents-busy", lang=self.flow.language)
+                await call.play("sound:callcore/all-agents-busy")
                 await call.hangup()
             if outcome.startswith(SURVEY_OUTCOME_PREFIX):
                 await self.survey(outcome[len(SURVEY_OUTCOME_PREFIX):])
@@ -175,7 +183,7 @@ class FlowRunner:
         if isinstance(cmd, Transfer):
             outcome = await connect(call, cmd.endpoint, cmd.ring_timeout, cmd.caller_id)
             if outcome == "no_answer" and not call.gone:
-                await call.play("sound:callcore/sorry", lang=self.flow.language)
+                await call.play("sound:callcore/sorry")
                 await call.hangup()
             return Finished("transferred" if outcome == "bridged" else outcome)
         if isinstance(cmd, Hangup):

@@ -45,7 +45,7 @@ class LiveCaller(Caller):
 
 
 def center(phones: Phones, *, overflow: Overflow | None = None, max_length: int | None = None) -> AcdService:
-    config = AcdConfig(agents={"a1": AgentConfig(endpoint="PJSIP/a1", queues=["sales"])},
+    config = AcdConfig(agents={"a1": AgentConfig(endpoint="PJSIP/a1", queues=["sales"], skills={"language:nl": 5})},
                        queues={"sales": QueueConfig(overflow=overflow, max_length=max_length)})
     service = AcdService(config, RecordingSink())
     service.runtime = phones  # type: ignore[assignment]
@@ -114,12 +114,14 @@ async def test_an_overflow_to_a_callback_books_it_keeping_the_callers_place_in_a
     call = LiveCaller(service.sink, NUMBER)
     call.variables["account"] = "123"
     since = service.now() - 30.0
-    entry = QueuedCaller(call, "sales", 0, since, {})  # type: ignore[arg-type]
+    entry = QueuedCaller(call, "sales", 7, since, {"language:nl": 1})  # type: ignore[arg-type]
     assert await service._serve(entry) == "overflow:callback"  # the queue is full (max_length 0)
     requested = events(service, IvrEventType.CALLBACK_REQUESTED)
     assert len(requested) == 1 and requested[0]["reason"] == "max_length" and requested[0]["number"] == NUMBER
     req = scheduler.requests[requested[0]["callback_id"]]
     assert req.entry.enqueued_at == since and req.context == {"account": "123"}  # its wait so far still counts
+    assert (req.entry.priority, req.entry.skills) == (7, {"language:nl": 1})  # and its priority and language
+    assert req.entry.whisper == []  # not announced to the agent as a web callback
     assert call.played[-1] == ["sound:callcore/callback-confirmed"] and call.hung_up
     call.end()
     await until(lambda: len(phones.dialled) == 1)
@@ -141,4 +143,20 @@ async def test_an_overflow_callback_for_a_number_that_may_not_be_called_tells_th
     call.end()
     await asyncio.sleep(0.2)
     assert phones.dialled == []
+    service.close()
+
+
+async def test_callback_requests_waiting_in_a_queue_hold_no_line_of_its_max_length() -> None:
+    service = center(Phones(), max_length=1)
+    service.pause("a1", "lunch")  # staffed, nobody free: both wait
+    scheduler = WebCallbacks(service, quick())
+    await scheduler.request(NUMBER, "sales", {}, None, None)  # "call me now": waits in sales' line
+    call = LiveCaller(service.sink, "+31201234567")
+    entry = QueuedCaller(call, "sales", 0, service.now(), {})  # type: ignore[arg-type]
+    task = asyncio.ensure_future(service._serve(entry))
+    await until(lambda: bool(events(service, "queued")) or task.done())
+    # The live caller got in: the callback request waiting there holds no line.
+    assert [q["queue"] for q in events(service, "queued")] == ["sales"] and events(service, "overflow") == []
+    task.cancel()  # (the fake call cannot play hold music: the rest of its wait is not this test's)
+    await asyncio.gather(task, return_exceptions=True)
     service.close()
