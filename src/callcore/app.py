@@ -203,9 +203,10 @@ class CallcoreApp:
         """The HTTP control API: it calls the services; no telephony happens in it."""
         self.metrics = Metrics()
         self.click_to_call = ClickToCall(self.acd)
+        self.kpis = PgKpis(self.pool, KpiSettings.from_config(self.config))  # its settings follow a reload
         services = ApiServices(acd=self.acd, calls=self.runtime, store=PgCallStore(self.pool), conversations=self.acd,
                                actions=self.click_to_call,
-                               sink=self.sink, kpis=PgKpis(self.pool, KpiSettings.from_config(self.config)))
+                               sink=self.sink, kpis=self.kpis)
         self.api = ApiServer.from_settings(self.config.api, services, self.pool, metrics=self.metrics, ready_checks={
             "ari": self.all_nodes_connected, "database": database_check(self.pool), "config": lambda: True})
 
@@ -285,6 +286,22 @@ class CallcoreApp:
             if getattr(new, key) != getattr(self.config, key)
         ]
         applied = new.model_copy(update={k: getattr(self.config, k) for k in RESTART_ONLY})
+        # Queues, agents, skills, transfers and the file's campaigns apply to the running services too — unless
+        # something in use would disappear under a call: then nothing changes and the reload says why.
+        new_acd = applied.acd()
+        problems = self.acd.config_change_problems(new_acd)
+        if self.dialer is not None:
+            problems += self.dialer.file_campaign_problems(self.config.campaigns, applied.campaigns)
+        if problems:
+            result = ReloadResult(False, self.config.version, problems)
+            log.error("config reload rejected; the running config stays", errors=result.errors)
+            self._write_reload_status(result)
+            return result
+        self.acd.apply_config(new_acd)
+        if self.dialer is not None:
+            self.dialer.apply_file_campaigns(self.config.campaigns, applied.campaigns)
+        if getattr(self, "kpis", None) is not None:
+            self.kpis.settings = KpiSettings.from_config(applied)
         self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows,
                                           queue_handler=self.queue_handler, dnc=self.dnc,
                                           callbacks=self.web_callbacks)

@@ -118,3 +118,45 @@ async def test_given_callcore_run_when_the_reload_command_is_used_then_valid_app
             proc.kill()
             proc.wait(10)
     assert '"event": "config reloaded"' in log_path.read_text()
+
+
+async def test_a_reload_brings_a_new_queue_and_its_agent_to_real_callers(asterisk, pg_dsn, tmp_path, monkeypatch):
+    import yaml
+
+    from tests.integration.conftest import ACD_CONFIG, app_from_yaml
+    from tests.sip import AgentPhone
+
+    data = yaml.safe_load(ACD_CONFIG.read_text())
+    async with app_from_yaml(yaml.safe_dump(data, sort_keys=False), pg_dsn, tmp_path, monkeypatch) as app:
+        # The admin adds a VIP queue served by agent02 (its skills change too), a DID for it, and reloads.
+        data["queues"]["vip"] = {"required_skills": {"billing": 1}, "ring_timeout": 5, "priority": 50}
+        data["agents"]["agent02"]["queues"] = ["billing", "vip"]
+        data["agents"]["agent02"]["skills"]["language:nl"] = 4
+        data["flows"]["vip"] = {"start": "q", "nodes": {"q": {"type": "queue", "queue": "vip"}}}
+        data["inbound"]["dids"]["7009"] = "vip"
+        (tmp_path / "callcore.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        result = await app.reload()
+        assert result.ok, result.errors
+        assert "vip" in app.acd.config.queues and app.acd.config.agents["agent02"].skills["language:nl"] == 4
+        app.acd.login("agent02")
+        with AgentPhone(2, hangup_after_ms=1500) as bob:
+            outcome = await asyncio.to_thread(run_caller, "7009", [], bye_timeout_ms=30_000)
+            outcome.check()
+            await wait_until(lambda: bob.stats().get("SuccessfulCall(C)") == 1, timeout=10, what="agent02's call")
+        await app.writer.flush()
+        connected = await app.pool.fetch(
+            "SELECT e.payload FROM call_events e JOIN calls c USING (call_id) WHERE c.did = '7009' "
+            "AND e.type = 'connected'")
+        assert [(r["payload"]["queue"], r["payload"]["agent"]) for r in connected] == [("vip", "agent02")]
+        # A queue still holding a caller cannot be taken away under it: the reload is refused, nothing changes.
+        app.acd.pause("agent02", "lunch")
+        waiting = asyncio.create_task(asyncio.to_thread(run_caller, "7009", [], hangup_after_ms=8000,
+                                                        bye_timeout_ms=30_000))
+        await wait_until(lambda: len(app.acd.waiting) == 1, timeout=10, what="a caller waiting in vip")
+        del data["queues"]["vip"], data["flows"]["vip"], data["inbound"]["dids"]["7009"]
+        data["agents"]["agent02"]["queues"] = ["billing"]
+        (tmp_path / "callcore.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        refused = await app.reload()
+        assert not refused.ok and any(e.startswith("queues.vip: removed") for e in refused.errors)
+        assert "vip" in app.acd.config.queues
+        (await waiting).check()

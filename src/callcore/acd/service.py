@@ -9,6 +9,7 @@ service only owns the shared state — who waits, each agent's status — and de
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import uuid
 from collections.abc import Callable
@@ -136,6 +137,42 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
 
     def now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    # -- a reloaded config -----------------------------------------------------------------------------
+    def config_change_problems(self, new: AcdConfig) -> list[str]:
+        """Why ``new`` cannot replace the running config now (empty: it can). A queue still holding callers (or
+        connected calls) and an agent still logged in cannot disappear under them."""
+        problems = []
+        for queue in sorted(set(self.config.queues) - set(new.queues)):
+            held = sum(1 for c in self.waiting.values() if c.queue == queue)
+            held += sum(1 for c in self.conversations.values() if c.entry.queue == queue)
+            if held:
+                problems.append(f"queues.{queue}: removed, but {held} call(s) are in it now; remove it when empty")
+        for agent in sorted(set(self.config.agents) - set(new.agents)):
+            if self.agents[agent].state != "logged_out":
+                problems.append(f"agents.{agent}: removed, but the agent is {self.agents[agent].state}; log them out "
+                                "first")
+        return problems
+
+    def apply_config(self, new: AcdConfig) -> None:
+        """Use ``new`` from now on (see :meth:`config_change_problems`): queues, their options, agents, skills and
+        transfers apply to the next routing decision and the next caller; callers keep their place. Skills changed
+        through the API go back to the file's. New agents start logged out (or logged in: ``login_at_start``)."""
+        old, self.config = self.config, new
+        now = self.now()
+        for agent_id, cfg in new.agents.items():
+            status = self.agents.get(agent_id)
+            if status is None:
+                self.agents[agent_id] = st.new_agent(agent_id, max_calls=cfg.max_calls, now=now)
+                if cfg.login_at_start:
+                    self.login(agent_id)
+            elif status.max_calls != cfg.max_calls:
+                self.agents[agent_id] = dataclasses.replace(status, max_calls=cfg.max_calls)
+        for agent_id in set(old.agents) - set(new.agents):
+            self.agents.pop(agent_id, None)
+        for queue in new.queues:
+            self.handle_seconds.setdefault(queue, DEFAULT_HANDLE_SECONDS)
+        self._kick()
 
     # -- agent state ----------------------------------------------------------------------------------
     def _apply(self, agent_id: str, event: object, *, call: Call | None = None, queue: str | None = None) -> None:

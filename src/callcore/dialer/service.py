@@ -218,6 +218,32 @@ class DialerService:
         log.info("campaign added", campaign=name, mode=config.mode)
         return run
 
+    def file_campaign_problems(self, old: dict[str, CampaignConfig], new: dict[str, CampaignConfig]) -> list[str]:
+        """Why a reloaded file's ``campaigns:`` (``new``, was ``old``) cannot be applied now (empty: it can)."""
+        problems = []
+        for name, config in new.items():
+            if name in self.runs and config != self.runs[name].config:
+                try:
+                    self.check_config_change(name, config)
+                except DialerError as exc:
+                    problems.append(f"campaigns.{name}: {exc}")
+        for name in sorted(set(old) - set(new)):
+            run = self.runs.get(name)
+            if run is not None and run.state != "stopped":
+                problems.append(f"campaigns.{name}: removed from the file while it is {run.state}; stop it first")
+        return problems
+
+    def apply_file_campaigns(self, old: dict[str, CampaignConfig], new: dict[str, CampaignConfig]) -> None:
+        """A reloaded file's campaigns (see :meth:`file_campaign_problems`): new ones are added stopped, changed
+        ones take their new definition from the next attempt, removed (stopped) ones go."""
+        for name, config in new.items():
+            if name not in self.runs:
+                self.add_campaign(name, config)
+            elif config != self.runs[name].config:
+                self.replace_config(name, config)
+        for name in set(old) - set(new):
+            self.discard_campaign(name)
+
     def discard_campaign(self, name: str) -> None:
         """Undo :meth:`add_campaign` (its definition could not be stored): only a campaign never started."""
         run = self.runs.get(name)
