@@ -338,7 +338,7 @@ class CampaignConfig(_Model):
     description: str = ""
     enabled: bool = True
     mode: Mode = "progressive"
-    # Who takes the calls: agents of ``queue``, the ``agents`` named, or both; ``skills`` narrows them down.
+    # Who takes the calls: agents of ``queue`` (required), narrowed to the ``agents`` named and those with ``skills``.
     queue: str | None = None
     agents: list[str] = Field(default_factory=list)
     skills: dict[str, int] = Field(default_factory=dict, description="skill → minimum level (1-10)")

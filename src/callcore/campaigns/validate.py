@@ -63,14 +63,20 @@ def _check_campaign(out: IssueCollector, name: str, c: CampaignConfig, acd: Any,
     preset = ABANDON_PRESETS[policy.preset]
 
     # Who takes the calls.
-    if c.queue is None and not c.agents:
-        out.error(at, "a campaign needs agents: name a 'queue' (its agents take the calls) or 'agents'")
+    # An answered call waits in the campaign's ACD queue for an agent (that is how the ACD routes it), so the queue
+    # is required and a named agent must serve it.
+    if c.queue is None:
+        out.error(at, "a campaign needs a 'queue': its answered calls wait there for an agent ('agents' and "
+                      "'skills' narrow down who takes them)")
     if acd is not None:
         if c.queue is not None and c.queue not in acd.queues:
             out.error(at + ("queue",), unknown_name("queue", c.queue, acd.queues))
         for i, agent in enumerate(c.agents):
             if agent not in acd.agents:
                 out.error(at + ("agents", i), unknown_name("agent", agent, acd.agents))
+            elif c.queue in acd.queues and c.queue not in acd.agents[agent].queues:
+                out.error(at + ("agents", i), f"agent {agent!r} does not serve queue {c.queue!r}, where this "
+                                              f"campaign's calls wait: add it to agents.{agent}.queues")
         declared = set(acd.skills)
         for skill, level in c.skills.items():
             if skill not in declared:
@@ -158,11 +164,12 @@ def _check_campaign(out: IssueCollector, name: str, c: CampaignConfig, acd: Any,
 
 
 def eligible_agents(campaign: CampaignConfig, acd: Any) -> list[str]:
-    """Agent ids of the ACD that may take this campaign's calls: those serving ``queue`` and those named in
-    ``agents``, having every skill of ``skills`` at its level."""
+    """Agent ids of the ACD that may take this campaign's calls — the ones the ACD will route them to: serving
+    ``queue``, among ``agents`` when it names some, having every skill of ``skills`` at its level."""
     names: list[str] = []
     for aid, agent in acd.agents.items():
-        if aid in campaign.agents or (campaign.queue is not None and campaign.queue in agent.queues):
+        if campaign.queue is not None and campaign.queue in agent.queues and (
+                not campaign.agents or aid in campaign.agents):
             if all(agent.skills.get(s, 0) >= lvl for s, lvl in campaign.skills.items()):
                 names.append(aid)
     return names

@@ -37,6 +37,7 @@ from callcore.calls.call import Call, CallHungUp, OriginateFailed
 from callcore.dialer import callbacks as cbk
 from callcore.dialer.compliance import AbandonLedger, AbandonPolicy, Budget
 from callcore.dialer.estimators import CampaignModel
+from callcore.campaigns.validate import eligible_agents
 from callcore.dialer.pacing import Pacer, PacerConfig, PacingSnapshot
 from callcore.ids import uuid7
 from callcore.leads import store as leads
@@ -309,10 +310,9 @@ class DialerService:
 
     # -- pacing -----------------------------------------------------------------------------------------
     def _agents(self, run: CampaignRun) -> list[str]:
-        """Who takes this campaign's calls: agents of its queue and those it names."""
-        queue = run.config.queue
-        named = set(run.config.agents)
-        return [a for a, cfg in self.acd.config.agents.items() if a in named or (queue and queue in cfg.queues)]
+        """Who takes this campaign's calls: the agents the ACD would route them to (its queue's, narrowed by the
+        agents it names and its skills) — counting anyone else would dial for agents who never take the call."""
+        return eligible_agents(run.config, self.acd.config)
 
     def how_many(self, run: CampaignRun) -> int:
         """Calls to launch now (0 when nobody can take them)."""

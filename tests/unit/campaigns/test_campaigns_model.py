@@ -217,14 +217,30 @@ def test_pydantic_errors_carry_lines(tmp_path: Path) -> None:
     ]
 
 
-def test_eligible_agents_combine_queue_agents_and_skills(tmp_path: Path) -> None:
+def test_eligible_agents_are_the_queues_narrowed_by_named_agents_and_skills(tmp_path: Path) -> None:
+    # The ACD routes an answered call to agents of the campaign's queue: only they can count for pacing.
     path = tmp_path / "acd.yaml"
-    path.write_text(textwrap.dedent(ACD))
+    path.write_text(textwrap.dedent(ACD).replace(
+        "queues:\n", "  agent03: {endpoint: PJSIP/agent03, skills: {language:nl: 5}, queues: [retention]}\nqueues:\n", 1))
     data, lines = load_yaml(path)
-    acd, _, _ = check_acd(data, lines=lines, file="acd.yaml")
-    c = CampaignConfig(**{**MINIMAL, "agents": ["agent02"]})
-    assert eligible_agents(c, acd) == ["agent01", "agent02"]
+    acd, errors, _ = check_acd(data, lines=lines, file="acd.yaml")
+    assert errors == []
+    c = CampaignConfig(**MINIMAL)
+    assert eligible_agents(c, acd) == ["agent01", "agent03"]
+    assert eligible_agents(c.model_copy(update={"agents": ["agent03"]}), acd) == ["agent03"]
     assert eligible_agents(c.model_copy(update={"skills": {"retention": 5}}), acd) == ["agent01"]
+
+
+def test_a_campaign_needs_a_queue_and_its_named_agents_must_serve_it(tmp_path: Path) -> None:
+    _, errors, _ = load(tmp_path, """
+    campaigns:
+      no_queue: {caller_id: "+31881234567", default_region: NL, agents: [agent01]}
+      outsider: {caller_id: "+31881234567", default_region: NL, queue: retention, agents: [agent02]}
+    """)
+    messages = [f"{i.path}: {i.message}" for i in errors]
+    assert any("no_queue" in m and "needs a 'queue'" in m for m in messages), messages
+    assert any("outsider.agents[0]" in m or ("outsider" in m and "does not serve queue 'retention'" in m)
+               for m in messages), messages
 
 
 def test_load_config_runs_the_campaign_checks(tmp_path: Path) -> None:
