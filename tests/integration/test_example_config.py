@@ -41,9 +41,9 @@ async def crm():
         await server.stop()
 
 
-async def example_app(tmp_path: Path, crm_url: str, office: dict) -> CallcoreApp:
+async def example_app(tmp_path: Path, crm_url: str, office: dict, edit=lambda text: text) -> CallcoreApp:
     path = tmp_path / "callcore.yaml"
-    path.write_text(EXAMPLE.read_text().replace("http://127.0.0.1:8099", crm_url))
+    path.write_text(edit(EXAMPLE.read_text().replace("http://127.0.0.1:8099", crm_url)))
     config = load_config(path, known_flows=set(CODE_FLOWS))
     # Business hours are the one thing a test cannot take from the clock.
     config = config.model_copy(update={"schedules": {"office": Schedule.model_validate(office)},
@@ -175,6 +175,26 @@ async def test_english_line_after_hours_takes_a_voicemail_in_english(asterisk, p
         assert rec["ok"] is True
         stored = {r.name for r in await app.ari.recordings.list_stored()}
         assert rec["name"] in stored
+        await app.ari.recordings.delete_stored(rec["name"])
+    finally:
+        await app.stop(drain_seconds=2)
+
+
+async def test_a_voice_message_ended_by_hanging_up_is_kept_and_recorded(asterisk, pg_dsn, tmp_path, crm, monkeypatch):
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    app = await example_app(tmp_path, crm.url, NEVER_OPEN)
+    try:
+        # No "#": the caller hangs up ≈ 2 s after the beep, as most callers end a message (the prompts before it
+        # end ≈ 23 s in; sipp sends no audio, and Asterisk would end a silent recording itself ≈ 4 s later).
+        result = await asyncio.to_thread(run_caller, "1001", [], hangup_after_ms=25_000, bye_timeout_ms=45_000,
+                                         timeout=70)
+        result.check()
+        row, events = await last_call(app)
+        assert path_of(events)[:5] == ["pick_language", "english", "check_hours", "closed", "voicemail"]
+        types = [t for t, _ in events]
+        assert types.index("hangup") < types.index("ivr_recording")  # ended by the caller's hangup, still recorded
+        rec = next(p for t, p in events if t == "ivr_recording")
+        assert rec["ok"] is True and rec["name"] in {r.name for r in await app.ari.recordings.list_stored()}
         await app.ari.recordings.delete_stored(rec["name"])
     finally:
         await app.stop(drain_seconds=2)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from callcore.ari import events as ev
-from callcore.ari.errors import AriConflict, AriNotFound
+from callcore.ari.errors import AriConflict, AriError, AriNotFound
 from callcore.ari.models import Channel
 from callcore.events import CallEvent, EventType, utcnow
 from callcore.ids import uuid7
@@ -442,10 +442,33 @@ class Call:
         try:
             rec = await self._wait(finished, max_seconds + 10)
         except CallHungUp:
-            # Asterisk keeps what was recorded before the hangup; the recording ends with the channel.
-            self._recordings.pop(name, None)
-            raise
+            # Hanging up is how most callers end a message. Asterisk keeps what was recorded and ends the recording
+            # with the channel: report it (its RecordingFinished may still come, else the stored file tells).
+            kept = await self._kept_after_hangup(name, finished)
+            if kept is None:
+                raise
+            return kept
         return rec.state == "done", float(rec.duration) if rec.duration is not None else None
+
+    async def _kept_after_hangup(self, name: str, finished: asyncio.Future[ev.LiveRecording]
+                                 ) -> tuple[bool, float | None] | None:
+        try:
+            if not finished.done():
+                await asyncio.wait([finished], timeout=1.0)
+        finally:
+            self._recordings.pop(name, None)
+        if finished.done() and not finished.cancelled() and finished.exception() is None:
+            rec = finished.result()
+            return rec.state == "done", float(rec.duration) if rec.duration is not None else None
+        for _ in range(10):  # the file is closed as the channel goes
+            try:
+                await self.ari.recordings.get_stored(name)
+                return True, None
+            except AriNotFound:
+                await asyncio.sleep(0.2)
+            except AriError:
+                return None
+        return None
 
     async def hangup(self, reason: str = "normal") -> None:
         if self.gone:

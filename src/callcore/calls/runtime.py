@@ -192,6 +192,7 @@ class CallRuntime:
                                            **(data or {})})
         channel_vars = {CALL_ID_VARIABLE: str(call.call_id), **(variables or {})}
         endpoint = self.dial_string(endpoint)
+        originated = False  # Asterisk accepted the originate (a later ARI error is not a refusal)
         try:
             if context is None:
                 channel = await self.ari.channels.originate(
@@ -201,6 +202,7 @@ class CallRuntime:
                 channel = await self.ari.channels.originate(
                     endpoint, context=context, extension="s", priority=1, channel_id=channel_id,
                     caller_id=caller_id, timeout=int(timeout), variables=channel_vars)
+                originated = True
                 # Not in our app until the dialplan sends it: subscribe, or a busy or unanswered call's
                 # ChannelDestroyed (with its cause) would never reach us.
                 await self.ari.applications.subscribe(self.ari.app, [f"channel:{channel_id}"])
@@ -212,7 +214,7 @@ class CallRuntime:
             if isinstance(exc, AriError):
                 call.record_hangup(None, f"originate refused: {exc}", by="asterisk")
                 self._end(call, "failed")
-                raise OriginateFailed(endpoint, 0, str(exc), refused=True) from exc
+                raise OriginateFailed(endpoint, 0, str(exc), refused=not originated) from exc
             if not isinstance(exc, (CallHungUp, TimeoutError)):
                 await asyncio.shield(self._safe(self.ari.channels.hangup(channel_id)))
                 raise

@@ -122,7 +122,7 @@ class DialerService:
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _pacer_of(self, run: CampaignRun) -> Pacer:
+    def pacer_of(self, run: CampaignRun) -> Pacer:
         """The campaign's pacer, made again when its ``pacing:`` settings change (a pacer keeps look-up caches)."""
         if self.pacer is not None:
             return self.pacer
@@ -347,7 +347,7 @@ class DialerService:
                 inbound_waiting=inbound,
                 budget=run.ledger.budget(now) if run.ledger else Budget.empty(),
             )
-            decision = self._pacer_of(run).decide(now, snap, run.model.snapshot())
+            decision = self.pacer_of(run).decide(now, snap, run.model.snapshot())
             n = decision.launch
             run.last_decision = f"predictive: {decision.reason} ({decision.launch})"
         if cap is not None:

@@ -304,10 +304,10 @@ def test_a_campaigns_pacing_settings_reach_its_own_pacer() -> None:
     careful = CampaignConfig(**MINIMAL, mode="predictive", pacing={"dispersion": 3.0, "max_lines_per_agent": 2})
     plain = CampaignConfig(**MINIMAL, mode="predictive")
     dialer = DialerService({"careful": careful, "plain": plain}, _Acd(), None, None)  # type: ignore[arg-type]
-    assert dialer._pacer_of(dialer.runs["careful"]).config.dispersion == 3.0
-    assert dialer._pacer_of(dialer.runs["careful"]).config.max_lines_per_agent == 2.0
-    assert dialer._pacer_of(dialer.runs["plain"]).config.dispersion == 1.5  # the benchmarked default
+    assert dialer.pacer_of(dialer.runs["careful"]).config.dispersion == 3.0
+    assert dialer.pacer_of(dialer.runs["careful"]).config.max_lines_per_agent == 2.0
+    assert dialer.pacer_of(dialer.runs["plain"]).config.dispersion == 1.5  # the benchmarked default
     dialer.runs["plain"].config = careful  # a config change (reload, PUT) takes effect at the next decision
-    assert dialer._pacer_of(dialer.runs["plain"]).config.dispersion == 3.0
+    assert dialer.pacer_of(dialer.runs["plain"]).config.dispersion == 3.0
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         CampaignConfig(**MINIMAL, pacing={"dispersion": 0.5})
