@@ -188,11 +188,16 @@ class CallcoreApp:
             del stored[name]
         self.dialer: DialerService | None = DialerService(
             {**cfg.campaigns, **{n: s.config for n, s in stored.items()}}, self.acd, self.runtime, self.pool)
+        # Asterisk's sound list (learnt once ARI is up, again on each reload): API campaigns are checked against it
+        # like the file's, so a mistyped compliance message is refused rather than silently never played.
+        self.sounds: set[str] | None = None
         self.campaign_catalog = CampaignCatalog(self.pool, self.dialer, config_campaigns=lambda: self.config.campaigns,
-                                                acd=lambda: self.acd.config, stored=stored)
+                                                acd=lambda: self.acd.config, known_sounds=lambda: self.sounds,
+                                                stored=stored)
         self.preview = PreviewDialer(self.dialer) if self.dialer is not None else None
         for link in self.links:
             link.task = asyncio.get_running_loop().create_task(self._run_stream(link), name=f"ari-stream:{link.name}")
+        self._sounds_task = asyncio.get_running_loop().create_task(self._learn_sounds(), name="ari-sounds")
         self.api: ApiServer | None = None
         if cfg.api.enabled:
             await self._start_api()
@@ -245,6 +250,14 @@ class CallcoreApp:
     def all_nodes_connected(self) -> bool:
         return all(link.stream.stats.connected for link in self.links)
 
+    async def _learn_sounds(self) -> None:
+        await self.links[0].stream.connected_event.wait()
+        try:
+            self.sounds = await ari_sounds(self.ari)
+        except AriError as exc:
+            log.warning("could not list Asterisk's sounds; campaigns from the API are not checked against them",
+                        error=str(exc))
+
     async def _run_stream(self, link: NodeLink) -> None:
         try:
             await link.stream.run()
@@ -265,6 +278,8 @@ class CallcoreApp:
         except AriError as exc:
             log.warning("could not list Asterisk's sounds; reloading without the sound check", error=str(exc))
             sounds = None
+        if sounds is not None:
+            self.sounds = sounds
         try:
             new = await asyncio.to_thread(
                 load_config, source, known_flows=set(CODE_FLOWS) | set(self._flows or {}), known_sounds=sounds
@@ -337,6 +352,8 @@ class CallcoreApp:
     async def stop(self, drain_seconds: float | None = None) -> None:
         """Drain calls, close the event stream, flush every event, release the database."""
         drain = self.config.calls.drain_seconds if drain_seconds is None else drain_seconds
+        if getattr(self, "_sounds_task", None) is not None:
+            self._sounds_task.cancel()
         if getattr(self, "hub", None) is not None:
             await _bounded("closing live event streams", self.hub.close(), 5)
         if getattr(self, "api", None) is not None:

@@ -168,3 +168,16 @@ async def test_click_to_call_rings_the_agent_then_the_number_and_the_api_hangs_i
                                       call_id)
     assert row["direction"] == "outbound" and row["did"] in ("+31201234567", "0201234567")
     assert row["answered_at"] and row["ended_at"]
+
+
+async def test_a_campaign_created_through_the_api_is_checked_against_asterisks_sounds(acd_app: CallcoreApp):
+    assert acd_app.api is not None
+    await wait_until(lambda: acd_app.sounds is not None, timeout=10, what="Asterisk's sound list")
+    body = {"name": "winback", "queue": "billing", "caller_id": "+31881234567", "default_region": "NL",
+            "compliance_message": ["callcore/no-such-prompt"]}
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async with http.post(f"{acd_app.api.url}/campaigns", json=body) as r:
+            refused = await r.json()
+        assert r.status == 422 and "no-such-prompt" in str(refused), refused  # never stored, never silent
+        async with http.post(f"{acd_app.api.url}/campaigns", json={**body, "compliance_message": ["callcore/sorry"]}) as r:
+            assert r.status == 201, await r.text()

@@ -121,9 +121,10 @@ class Nodes:
     async def place_call(self, endpoint: str, handler: Handler, *, node: str | None = None,
                          caller_id: str | None = None, timeout: float = 30.0, data: dict[str, object] | None = None,
                          call_id: uuid.UUID | None = None, context: str | None = None,
-                         variables: dict[str, str] | None = None) -> Call:
+                         variables: dict[str, str] | None = None, caller_name: str | None = None) -> Call:
         return await self.pick(node).place_call(endpoint, handler, caller_id=caller_id, timeout=timeout, data=data,
-                                                call_id=call_id, context=context, variables=variables)
+                                                call_id=call_id, context=context, variables=variables,
+                                                caller_name=caller_name)
 
     # -- shutdown ----------------------------------------------------------------------------------------
     def stop_accepting(self) -> None:

@@ -173,6 +173,7 @@ class CallRuntime:
         call_id: uuid.UUID | None = None,
         context: str | None = None,
         variables: dict[str, str] | None = None,
+        caller_name: str | None = None,
     ) -> Call:
         """Dial out as a call of its own (a callback, a dialer attempt): ``handler`` runs in the call's own
         task once it is answered. Returns the answered call; raises OriginateFailed when nobody answers (the
@@ -192,6 +193,8 @@ class CallRuntime:
                                            **(data or {})})
         channel_vars = {CALL_ID_VARIABLE: str(call.call_id), **(variables or {})}
         endpoint = self.dial_string(endpoint)
+        if caller_id and caller_name:  # the callee's display shows the name too
+            caller_id = '"{}" <{}>'.format(caller_name.replace('"', "").replace("\\", ""), caller_id)
         originated = False  # Asterisk accepted the originate (a later ARI error is not a refusal)
         try:
             if context is None:

@@ -101,6 +101,11 @@ class CampaignRun:
         return sum(1 for a in self.attempts.values() if a.phase in ("ringing", "waiting_agent"))
 
     @property
+    def lines_in_use(self) -> int:
+        """Trunk channels the campaign holds: ringing, waiting for an agent, or connected (what ``max_lines`` caps)."""
+        return sum(1 for a in self.attempts.values() if a.phase != "done")
+
+    @property
     def unreserved_in_flight(self) -> int:
         """Calls in flight that will need a free agent (those with a reserved agent do not)."""
         return sum(1 for a in self.attempts.values() if a.phase in ("ringing", "waiting_agent") and a.agent is None)
@@ -351,7 +356,7 @@ class DialerService:
             n = decision.launch
             run.last_decision = f"predictive: {decision.reason} ({decision.launch})"
         if cap is not None:
-            n = min(n, max(0, cap - run.in_flight))
+            n = min(n, max(0, cap - run.lines_in_use))
         return n
 
     async def _loop(self, run: CampaignRun) -> None:
@@ -407,7 +412,7 @@ class DialerService:
         spare = len(free) - run.config.blending.reserve_agents
         if run.config.blending.priority == "inbound":
             spare -= self._inbound_waiting(run, agents)
-        cap = run.config.max_lines - run.in_flight if run.config.max_lines is not None else None
+        cap = run.config.max_lines - run.lines_in_use if run.config.max_lines is not None else None
         policy = cbk.CallbackPolicy.of(run.config)
         views = [cbk.DueCallback(c.id, c.due_at, c.owner_agent) for c in due]
         plan = cbk.assign(views, free, now, policy, max_any=max(0, spare), max_total=cap)
@@ -474,7 +479,7 @@ class DialerService:
         try:
             await self.runtime.place_call(
                 cfg.dial_string(attempt.lead.number), partial(self._answered_by, run, attempt, agent_id),
-                caller_id=cfg.caller_id_e164(), timeout=cfg.ring_timeout, call_id=attempt.attempt_id, data=data)
+                caller_id=cfg.caller_id_e164(), caller_name=cfg.caller_name or None, timeout=cfg.ring_timeout, call_id=attempt.attempt_id, data=data)
         except OriginateFailed as exc:
             self._withdraw(agent_id, attempt.attempt_id, "call not answered")
             outcome = _outcome_of(exc)
@@ -534,7 +539,7 @@ class DialerService:
         try:
             await self.runtime.place_call(
                 cfg.dial_string(attempt.lead.number), partial(self._answered, run, attempt),
-                caller_id=cfg.caller_id_e164(), timeout=cfg.ring_timeout, context=OUTBOUND_CONTEXT,
+                caller_id=cfg.caller_id_e164(), caller_name=cfg.caller_name or None, timeout=cfg.ring_timeout, context=OUTBOUND_CONTEXT,
                 call_id=attempt.attempt_id, variables=variables,
                 data={"did": attempt.lead.number, "campaign": run.name, "lead_id": attempt.lead.id})
         except OriginateFailed as exc:
