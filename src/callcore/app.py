@@ -193,7 +193,7 @@ class CallcoreApp:
         self.sounds: set[str] | None = None
         self.campaign_catalog = CampaignCatalog(self.pool, self.dialer, config_campaigns=lambda: self.config.campaigns,
                                                 acd=lambda: self.acd.config, known_sounds=lambda: self.sounds,
-                                                stored=stored)
+                                                stored=stored, on_change=self._refresh_kpi_settings)
         self.preview = PreviewDialer(self.dialer) if self.dialer is not None else None
         for link in self.links:
             link.task = asyncio.get_running_loop().create_task(self._run_stream(link), name=f"ari-stream:{link.name}")
@@ -208,7 +208,7 @@ class CallcoreApp:
         """The HTTP control API: it calls the services; no telephony happens in it."""
         self.metrics = Metrics()
         self.click_to_call = ClickToCall(self.acd)
-        self.kpis = PgKpis(self.pool, KpiSettings.from_config(self.config))  # its settings follow a reload
+        self.kpis = PgKpis(self.pool, self._kpi_settings())  # its settings follow a reload and API campaigns
         services = ApiServices(acd=self.acd, calls=self.runtime, store=PgCallStore(self.pool), conversations=self.acd,
                                actions=self.click_to_call,
                                sink=self.sink, kpis=self.kpis)
@@ -249,6 +249,16 @@ class CallcoreApp:
 
     def all_nodes_connected(self) -> bool:
         return all(link.stream.stats.connected for link in self.links)
+
+    def _kpi_settings(self) -> KpiSettings:
+        """KPI definitions (service-level targets, success dispositions...) over the file's campaigns and those
+        created through the API."""
+        api = {n: s.config for n, s in self.campaign_catalog.stored.items()}
+        return KpiSettings.from_config(self.config.model_copy(update={"campaigns": {**api, **self.config.campaigns}}))
+
+    def _refresh_kpi_settings(self) -> None:
+        if getattr(self, "kpis", None) is not None:
+            self.kpis.settings = self._kpi_settings()
 
     async def _learn_sounds(self) -> None:
         await self.links[0].stream.connected_event.wait()
@@ -315,8 +325,6 @@ class CallcoreApp:
         self.acd.apply_config(new_acd)
         if self.dialer is not None:
             self.dialer.apply_file_campaigns(self.config.campaigns, applied.campaigns)
-        if getattr(self, "kpis", None) is not None:
-            self.kpis.settings = KpiSettings.from_config(applied)
         self.runtime.router = make_router(applied, self.lookups, code_flows=self._flows,
                                           queue_handler=self.queue_handler, dnc=self.dnc,
                                           callbacks=self.web_callbacks)
@@ -325,6 +333,7 @@ class CallcoreApp:
         self.runtime.config_version = applied.version
         self.runtime.set_endpoint_homes(_endpoint_homes(applied), applied.ari.peer_dial)
         old_version, self.config = self.config.version, applied
+        self._refresh_kpi_settings()
         result = ReloadResult(True, applied.version, warnings=warnings)
         log.info("config reloaded", old_version=old_version, version=applied.version, warnings=warnings)
         self._write_reload_status(result)

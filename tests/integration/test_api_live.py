@@ -181,3 +181,5 @@ async def test_a_campaign_created_through_the_api_is_checked_against_asterisks_s
         assert r.status == 422 and "no-such-prompt" in str(refused), refused  # never stored, never silent
         async with http.post(f"{acd_app.api.url}/campaigns", json={**body, "compliance_message": ["callcore/sorry"]}) as r:
             assert r.status == 201, await r.text()
+        async with http.get(f"{acd_app.api.url}/kpis/campaigns/winback") as r:  # its KPIs exist at once
+            assert r.status == 200, await r.text()

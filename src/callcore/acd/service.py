@@ -369,7 +369,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                 outcome = await self._ring(entry, queue, agent_id)
                 if isinstance(outcome, Requeue):
                     entry, queue = self._requeue(entry, outcome)
-                    await self._hold_music(call, queue)
+                    # The new queue's music; and its place noted on the channel (a restart puts it back there).
+                    await asyncio.gather(self._hold_music(call, queue), self.mark_waiting(call, entry))
                 elif isinstance(outcome, PostCallSurvey):
                     return _hand_to_survey(call, outcome)
                 elif outcome:

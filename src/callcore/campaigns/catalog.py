@@ -75,8 +75,10 @@ class CampaignCatalog:
 
     def __init__(self, db: Any, dialer: Any, *, config_campaigns: Callable[[], Mapping[str, CampaignConfig]],
                  acd: Callable[[], Any], known_sounds: Callable[[], set[str] | None] = lambda: None,
-                 stored: Mapping[str, StoredCampaign] | None = None) -> None:
+                 stored: Mapping[str, StoredCampaign] | None = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.db = db
+        self.on_change = on_change  # told after a campaign was created or changed (e.g. KPI definitions follow)
         self.dialer = dialer
         self.config_campaigns = config_campaigns
         self.acd = acd
@@ -128,6 +130,7 @@ class CampaignCatalog:
                 log.error("campaign not stored (commit failed); not created", campaign=name)
             raise
         self.stored[name] = stored
+        self.on_change()
         log.info("campaign created through the API", campaign=name, by=by)
         return stored, warnings
 
@@ -162,6 +165,7 @@ class CampaignCatalog:
                 log.error("campaign change not stored (commit failed); the previous definition stays", campaign=name)
             raise
         self.stored[name] = stored
+        self.on_change()
         log.info("campaign changed through the API", campaign=name, by=by, version=stored.version)
         return stored, warnings
 

@@ -86,17 +86,9 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from pydantic import SecretStr
+    from callcore.leads.cli import _config as config_with_api_campaigns
 
-    from callcore.cli import DEFAULT_CONFIG, _load
-    from callcore.logs import configure_logging
-
-    config = _load(args.config or DEFAULT_CONFIG)  # exits 2 with every config error
-    configure_logging(config.logging.format, "warning")
-    if getattr(args, "database_url", None):
-        config = config.model_copy(
-            update={"database": config.database.model_copy(update={"url": SecretStr(args.database_url)})})
-    return config
+    return config_with_api_campaigns(args)  # the file's config, plus campaigns created through the API
 
 
 def _time(text: str | None, tz: Any) -> datetime | None:

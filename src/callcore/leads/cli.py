@@ -93,7 +93,27 @@ def _config(args: argparse.Namespace) -> Any:
     if getattr(args, "database_url", None):
         config = config.model_copy(
             update={"database": config.database.model_copy(update={"url": SecretStr(args.database_url)})})
-    return config
+    return with_api_campaigns(config)
+
+
+def with_api_campaigns(config: Any) -> Any:
+    """The config with the campaigns created through the API (PostgreSQL) beside the file's: the commands
+    (leads, dnc, report dialer, kpis) know every campaign the running callcore dials. A name in both is the
+    file's, as in the service."""
+    from callcore.campaigns.catalog import load_api_campaigns
+
+    async def load() -> Any:
+        async with open_pool(config) as pool:
+            return await load_api_campaigns(pool)
+
+    try:
+        stored = asyncio.run(load())
+    except Exception as exc:  # noqa: BLE001 - the file's campaigns still work; the command says what it could not do
+        print(f"warning: campaigns created through the API could not be read: {exc}", file=sys.stderr)
+        return config
+    if not stored:
+        return config
+    return config.model_copy(update={"campaigns": {**{n: s.config for n, s in stored.items()}, **config.campaigns}})
 
 
 def _campaign(config: Any, name: str) -> Any:

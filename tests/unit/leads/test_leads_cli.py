@@ -169,3 +169,32 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
     quiet = io.StringIO()
     ProgressBar(quiet)(ImportProgress(1, 2, 1, 1))  # a StringIO is not a TTY
     assert quiet.getvalue() == ""
+
+
+def test_campaigns_created_through_the_api_are_known_to_the_commands(config: Path, pg_dsn: str, capsys,
+                                                                     tmp_path: Path, monkeypatch) -> None:
+    import asyncpg
+
+    from callcore.store import migrate
+
+    async def create() -> None:  # what POST /campaigns stores
+        await migrate(pg_dsn)
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO campaigns (name, definition, created_by, updated_by) VALUES ($1, $2::jsonb, 'api', 'api')",
+                "winback", json.dumps({"queue": "retention", "caller_id": "+31881234567", "default_region": "NL",
+                                       "compliance_message": ["callcore/sorry"]}))
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone\n0612345678\n")
+    assert run("leads", "import", "winback", str(leads), "-c", str(config), "--database-url", pg_dsn) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CALLCORE_DATABASE_URL", pg_dsn)
+    assert run("report", "dialer", "winback", "-c", str(config), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["campaign"] == "winback"
+    assert run("kpis", "campaigns", "winback", "-c", str(config)) == 0
+    assert run("report", "dialer", "nope", "-c", str(config)) == 2
