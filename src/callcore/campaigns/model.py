@@ -371,7 +371,8 @@ class CampaignConfig(_Model):
     blending: Blending = Field(default_factory=Blending)
     pacing: Pacing = Field(default_factory=Pacing)
     preview_seconds: float | None = Field(
-        None, gt=0, le=3600, description="preview mode: dial automatically after this long; None: the agent dials"
+        None, gt=0, le=3600, description="preview mode: how long a lead stays reserved for the agent who got it "
+        "(then it goes back to the list); None: 120 s"
     )
     max_lines: int | None = Field(None, ge=1, le=10_000, description="most simultaneous calls of this campaign")
     callbacks: ScheduledCallbacks = Field(default_factory=ScheduledCallbacks)

@@ -91,7 +91,7 @@ class PreviewDialer:
             if claimed:
                 seconds = run.config.preview_seconds or DEFAULT_RESERVE_SECONDS
                 hold = _Hold(run, claimed[0], self._now() + timedelta(seconds=seconds))
-                self.holds[agent_id] = hold
+                self._hold(agent_id, hold, seconds)
                 return _offer(hold)
         return None
 
@@ -113,18 +113,32 @@ class PreviewDialer:
                 lead = await leads.lead_for_callback(db, claimed[0])
                 seconds = run.config.preview_seconds or DEFAULT_RESERVE_SECONDS
                 hold = _Hold(run, lead, self._now() + timedelta(seconds=seconds), claimed[0])
-                self.holds[agent_id] = hold
+                self._hold(agent_id, hold, seconds)
                 return _offer(hold)
         return None
 
+    def _hold(self, agent_id: str, hold: _Hold, seconds: float) -> None:
+        """Reserve the lead for the agent; it goes back by itself when the reservation runs out (the agent logged
+        out, closed the screen), not only when the agent asks again."""
+        self.holds[agent_id] = hold
+        asyncio.get_running_loop().call_later(seconds + 1.0, self._lapse, agent_id, hold)
+
+    def _lapse(self, agent_id: str, hold: _Hold) -> None:
+        if self.holds.get(agent_id) is hold and hold.until <= self._now():
+            task = asyncio.get_running_loop().create_task(self._give_back(agent_id), name=f"preview-lapse:{agent_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     async def _recover(self, run: CampaignRun) -> None:
-        """Once per campaign: callbacks a crashed process left claimed go back to the pool (preview campaigns are
-        never started, so the dialer's start-up recovery does not cover them)."""
+        """Once per campaign: leads and callbacks a crashed process left claimed go back to the pool (preview
+        campaigns are never started, so the dialer's start-up recovery does not cover them; nothing of this
+        campaign can be held or dialled by this process yet)."""
         if run.name in self._recovered:
             return
         busy = [h.callback.id for h in self.holds.values() if h.callback is not None and h.run is run]
         busy += self.dialer.callbacks_in_flight(run.name)
         await leads.recover_callback_claims(self.dialer.db, run.name, now=self._now(), keep=busy)
+        await leads.recover_claims(self.dialer.db, run.name, now=self._now())
         self._recovered.add(run.name)
 
     def _held(self, agent_id: str, lead_id: int) -> _Hold:

@@ -282,3 +282,26 @@ async def test_preview_after_the_grace_period_another_agent_gets_the_callback(pg
     clock["t"] = NOW + timedelta(minutes=15)
     offer = await preview.next_lead("agent01")
     assert offer.lead.id == promised.id and preview.holds["agent01"].callback.id == cb.id
+
+
+async def test_a_preview_reservation_lapses_by_itself_and_a_crashed_ones_lead_comes_back(pg_pool, clock) -> None:
+    cfg = campaign(mode="preview", preview_seconds=1)
+    dialer, acd, _ = world(pg_pool, cfg)
+    preview = PreviewDialer(dialer)
+    held = await lead(pg_pool, cfg, "0612345671")
+    acd.login("agent01")
+    assert (await preview.next_lead("agent01")).lead.id == held.id
+    acd.logout("agent01")  # gone without dialling or skipping
+    clock["t"] = NOW + timedelta(seconds=5)
+    await asyncio.sleep(2.2)  # the reservation's own timer gives it back, nobody asked again
+    assert "agent01" not in preview.holds
+    status = await pg_pool.fetchval("SELECT status FROM leads WHERE id = $1", held.id)
+    assert status == "pending"
+    # A process that died holding a lead: the next process gives it back before offering leads.
+    await pg_pool.execute("UPDATE leads SET status = 'dialing', updated_at = $2 WHERE id = $1", held.id,
+                          NOW - timedelta(hours=1))
+    acd.login("agent02")
+    restarted = PreviewDialer(dialer)
+    assert (await restarted.next_lead("agent02")).lead.id == held.id
+    await preview.close()
+    await restarted.close()
