@@ -27,7 +27,7 @@ needs_tools = pytest.mark.skipif(
 REQUIRED_PROMPTS = {
     "welcome", "main-menu", "support-menu", "billing-menu", "enter-account", "you-entered",
     "confirm-1-2", "invalid-option", "no-input", "closed", "holiday", "lunch", "please-hold",
-    "connecting", "all-agents-busy", "gold-welcome", "retention-intro", "leave-message",
+    "connecting", "all-agents-busy", "busy-call-later", "gold-welcome", "retention-intro", "leave-message",
     "message-saved", "callback-offer", "callback-confirmed", "transfer-operator", "goodbye",
     "error", "sorry", "your-balance-is", "account-not-found",
 }  # fmt: skip

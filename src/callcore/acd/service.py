@@ -416,7 +416,7 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
     def _requeue(self, old: QueuedCaller, outcome: Requeue) -> tuple[QueuedCaller, QueueConfig]:
         """A blind transfer: the caller waits again in ``outcome.queue`` with its priority and data; a
         transfer to one agent arrives already assigned (that agent was reserved by the transfer)."""
-        entry = QueuedCaller(old.call, outcome.queue, old.priority, self.now(), old.skills)
+        entry = QueuedCaller(old.call, outcome.queue, old.priority, self.now(), caller_attributes(old.skills))
         entry.assigned = outcome.agent
         self.waiting[entry.id] = entry
         old.call.emit(AcdEventType.QUEUED, {"queue": entry.queue, "priority": entry.priority, "skills": entry.skills,
@@ -582,7 +582,8 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
         call.emit(AcdEventType.OVERFLOW, {"queue": entry.queue, "reason": reason, "action": action, "target": target})
         if action == "queue" and target and target != entry.queue:
             # Keeps its priority and its original wait: an overflow must not send a caller to the back.
-            return await self._serve(QueuedCaller(call, target, entry.priority, entry.enqueued_at, entry.skills))
+            return await self._serve(QueuedCaller(call, target, entry.priority, entry.enqueued_at,
+                                                  caller_attributes(entry.skills)))
         sounds = [media_uri(m) for m in (overflow.sounds if overflow else [])]
         if action == "callback":
             # A real booking (callcore.acd.callback_booking): dialled in turn once this call is over, keeping the
@@ -609,9 +610,17 @@ class AcdService(CallControls, VirtualHoldMixin, ReconcileMixin):
                                                "queue": entry.queue})
             await call.play("sound:callcore/message-saved")
         else:  # message, hangup
-            await call.play(sounds or ["sound:callcore/all-agents-busy"])
+            await call.play(sounds or ["sound:callcore/busy-call-later"])
         await call.hangup()
         return f"overflow:{action}"
+
+
+def caller_attributes(skills: dict[str, int]) -> dict[str, int]:
+    """What a caller takes to another queue (overflow, blind transfer): skills that describe the caller — names
+    with a namespace, such as ``language:nl`` —, not the call-type skills it needed in the first queue (``internet``):
+    the new queue's ``required_skills`` say what its calls need. Otherwise an overflow to a general queue would
+    still wait for the one specialist."""
+    return {name: level for name, level in skills.items() if ":" in name}
 
 
 def _hand_to_survey(call: Call, survey: PostCallSurvey) -> str:

@@ -175,7 +175,7 @@ class FlowRunner:
         if isinstance(cmd, Queue):
             outcome = await self.queue_handler(call, cmd)
             if outcome in ("no_agents", "no_answer") and not call.gone:
-                await call.play("sound:callcore/all-agents-busy")
+                await call.play("sound:callcore/busy-call-later")
                 await call.hangup()
             if outcome.startswith(SURVEY_OUTCOME_PREFIX):
                 await self.survey(outcome[len(SURVEY_OUTCOME_PREFIX):])

@@ -74,3 +74,17 @@ def test_a_running_campaign_cannot_lose_its_mode_or_its_definition() -> None:
     problems = dialer.file_campaign_problems(old, new)
     assert any("campaigns.busy" in p and "mode" in p for p in problems)
     assert any(p.startswith("campaigns.also: removed from the file while it is running") for p in problems)
+
+
+async def test_a_caller_takes_its_language_not_the_first_queues_call_type_to_another_queue() -> None:
+    from callcore.acd.conversation import Requeue
+    from callcore.acd.service import caller_attributes
+
+    assert caller_attributes({"language:nl": 1, "internet": 5}) == {"language:nl": 1}
+    acd = AcdService(AcdConfig(agents={"a1": AgentConfig(endpoint="PJSIP/a1", queues=["support", "general"])},
+                               queues={"support": QueueConfig(), "general": QueueConfig()}), RecordingSink())
+    first = QueuedCaller(Caller(acd.sink, "+31612345678"), "support", 10, acd.now(),  # type: ignore[arg-type]
+                         {"language:nl": 1, "internet": 5})
+    moved, _ = acd._requeue(first, Requeue("general"))  # a blind transfer to the general queue
+    assert (moved.queue, moved.priority, moved.skills) == ("general", 10, {"language:nl": 1})
+    acd.close()
