@@ -106,12 +106,17 @@ async def test_a_number_the_policy_refuses_is_not_booked_and_without_a_scheduler
     service.close()
 
 
-async def test_an_overflow_to_a_callback_books_it_keeping_the_callers_place_in_a_full_queue() -> None:
+def full_queue_overflowing_to_callbacks(number: str) -> tuple[Phones, AcdService, WebCallbacks, LiveCaller]:
+    """A queue that holds nobody (max_length 0) and overflows to a callback, and a caller from ``number``."""
     phones = Phones()
     service = center(phones, overflow=Overflow(action="callback"), max_length=0)
     scheduler = WebCallbacks(service, quick())
     service.callback_booker = CallbackBooker(CallbackGuard(POLICY), scheduler)
-    call = LiveCaller(service.sink, NUMBER)
+    return phones, service, scheduler, LiveCaller(service.sink, number)
+
+
+async def test_an_overflow_to_a_callback_books_it_keeping_the_callers_place_in_a_full_queue() -> None:
+    phones, service, scheduler, call = full_queue_overflowing_to_callbacks(NUMBER)
     call.variables["account"] = "123"
     since = service.now() - 30.0
     entry = QueuedCaller(call, "sales", 7, since, {"language:nl": 1})  # type: ignore[arg-type]
@@ -129,11 +134,7 @@ async def test_an_overflow_to_a_callback_books_it_keeping_the_callers_place_in_a
 
 
 async def test_an_overflow_callback_for_a_number_that_may_not_be_called_tells_the_caller() -> None:
-    phones = Phones()
-    service = center(phones, overflow=Overflow(action="callback"), max_length=0)
-    scheduler = WebCallbacks(service, quick())
-    service.callback_booker = CallbackBooker(CallbackGuard(POLICY), scheduler)
-    call = LiveCaller(service.sink, PREMIUM)
+    phones, service, scheduler, call = full_queue_overflowing_to_callbacks(PREMIUM)
     assert await service._serve(QueuedCaller(call, "sales", 0, service.now(), {})) == "overflow:callback"  # type: ignore[arg-type]
     assert events(service, IvrEventType.CALLBACK_REQUESTED) == []
     refused = events(service, IvrEventType.CALLBACK_REFUSED)
