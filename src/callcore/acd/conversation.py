@@ -165,7 +165,8 @@ class Conversation:
         """The agent side ended the call with the caller still there: a survey if the queue has one. (When the
         caller hangs up first, ``run`` returns before this: no survey.)"""
         queue = self.acd.config.queues.get(self.queue)
-        if queue is None or queue.survey is None or self.call.gone:
+        # Only a caller who came in through the IVR has a flow to run the survey in (not a dialer or callback call).
+        if queue is None or queue.survey is None or self.call.gone or self.call.direction != "inbound":
             return None
         agent = self.last_left.agent_id if self.last_left is not None else None
         return PostCallSurvey(queue.survey, self.queue, agent)

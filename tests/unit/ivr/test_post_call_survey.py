@@ -112,11 +112,11 @@ async def test_without_a_survey_the_queue_outcome_ends_the_flow(fake_ari: FakeAr
 # -- the ACD's decision ---------------------------------------------------------------------------------------
 
 
-def conversation(survey: str | None, *, caller_gone: bool) -> Conversation:
+def conversation(survey: str | None, *, caller_gone: bool, direction: str = "inbound") -> Conversation:
     config = AcdConfig.model_validate({"skills": [], "agents": {"a1": {"endpoint": "PJSIP/a1", "queues": ["sales"]}},
                                        "queues": {"sales": {"survey": survey}}})
     acd = SimpleNamespace(config=config, now=lambda: 0.0)
-    entry = SimpleNamespace(call=SimpleNamespace(gone=caller_gone), queue="sales")
+    entry = SimpleNamespace(call=SimpleNamespace(gone=caller_gone, direction=direction), queue="sales")
     conv = Conversation(acd, entry, "a1", SimpleNamespace(), "bridge-1")  # type: ignore[arg-type]
     conv.last_left = Party(SimpleNamespace(), "a1")  # type: ignore[arg-type]
     conv.parties.clear()
@@ -131,6 +131,11 @@ def test_the_agent_hanging_up_first_hands_the_caller_to_the_queues_survey():
 def test_no_survey_when_the_caller_hung_up_first_or_the_queue_has_none():
     assert conversation("survey", caller_gone=True)._survey_after_agent_left() is None
     assert conversation(None, caller_gone=False)._survey_after_agent_left() is None
+
+
+def test_no_survey_for_a_call_that_did_not_come_through_the_ivr():
+    # A dialer call or a callback has no flow to run the survey in: no survey_started for a survey nobody runs.
+    assert conversation("survey", caller_gone=False, direction="outbound")._survey_after_agent_left() is None
 
 
 def test_the_hand_off_ties_the_survey_to_the_queue_and_agent():
