@@ -238,6 +238,8 @@ class Call:
             text = event.cause_txt if isinstance(event, ev.ChannelDestroyed) else ""
             leg.answered.set_exception(OriginateFailed(leg.endpoint, event.cause or 0, text))
             leg.answered.exception()
+        if self.ended:
+            return  # its StasisEnd already counted it gone and the call's record is closed: call_ended stays last
         self.emit(
             EventType.HANGUP,
             {"cause": event.cause, "by": "remote", "endpoint": leg.endpoint},
