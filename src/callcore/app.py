@@ -19,7 +19,13 @@ from callcore.acd.callback_guard import CallbackGuard
 from callcore.acd.click_to_call import ClickToCall
 from callcore.acd.web_callbacks import WebCallbacks
 from callcore.api.health import database_check
-from callcore.campaigns.catalog import CampaignCatalog, conflict_message, conflicts, load_api_campaigns
+from callcore.campaigns.catalog import (
+    CampaignCatalog,
+    all_campaigns,
+    conflict_message,
+    conflicts,
+    load_api_campaigns,
+)
 from callcore.api.config_routes import CONFIG_CONTROL, AppConfig
 from callcore.api.status import STATUS_SOURCE
 from callcore.ops.status import STATUS_FILE, StatusReporter, build_status
@@ -187,7 +193,7 @@ class CallcoreApp:
                       campaign=name)
             del stored[name]
         self.dialer: DialerService | None = DialerService(
-            {**cfg.campaigns, **{n: s.config for n, s in stored.items()}}, self.acd, self.runtime, self.pool)
+            all_campaigns(cfg.campaigns, stored), self.acd, self.runtime, self.pool)
         # Asterisk's sound list (learnt once ARI is up, again on each reload): API campaigns are checked against it
         # like the file's, so a mistyped compliance message is refused rather than silently never played.
         self.sounds: set[str] | None = None
@@ -253,8 +259,8 @@ class CallcoreApp:
     def _kpi_settings(self) -> KpiSettings:
         """KPI definitions (service-level targets, success dispositions...) over the file's campaigns and those
         created through the API."""
-        api = {n: s.config for n, s in self.campaign_catalog.stored.items()}
-        return KpiSettings.from_config(self.config.model_copy(update={"campaigns": {**api, **self.config.campaigns}}))
+        campaigns = all_campaigns(self.config.campaigns, self.campaign_catalog.stored)
+        return KpiSettings.from_config(self.config.model_copy(update={"campaigns": campaigns}))
 
     def _refresh_kpi_settings(self) -> None:
         if getattr(self, "kpis", None) is not None:

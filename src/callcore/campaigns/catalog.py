@@ -170,5 +170,11 @@ class CampaignCatalog:
         return stored, warnings
 
 
-__all__ = ["CONFIG_OWNED", "CampaignCatalog", "StoredCampaign", "conflict_message", "conflicts",
+def all_campaigns(config_campaigns: Mapping[str, CampaignConfig],
+                  stored: Mapping[str, StoredCampaign]) -> dict[str, CampaignConfig]:
+    """The file's campaigns and those created through the API; a name in both is the file's (as at start)."""
+    return {**{name: s.config for name, s in stored.items()}, **config_campaigns}
+
+
+__all__ = ["CONFIG_OWNED", "CampaignCatalog", "StoredCampaign", "all_campaigns", "conflict_message", "conflicts",
            "definition_of", "load_api_campaigns"]

@@ -100,7 +100,7 @@ def with_api_campaigns(config: Any) -> Any:
     """The config with the campaigns created through the API (PostgreSQL) beside the file's: the commands
     (leads, dnc, report dialer, kpis) know every campaign the running callcore dials. A name in both is the
     file's, as in the service."""
-    from callcore.campaigns.catalog import load_api_campaigns
+    from callcore.campaigns.catalog import all_campaigns, load_api_campaigns
 
     async def load() -> Any:
         async with open_pool(config) as pool:
@@ -113,7 +113,7 @@ def with_api_campaigns(config: Any) -> Any:
         return config
     if not stored:
         return config
-    return config.model_copy(update={"campaigns": {**{n: s.config for n, s in stored.items()}, **config.campaigns}})
+    return config.model_copy(update={"campaigns": all_campaigns(config.campaigns, stored)})
 
 
 def _campaign(config: Any, name: str) -> Any:
